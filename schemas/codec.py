@@ -1,0 +1,149 @@
+"""Bytes to events and back, with the refusal codes of SPEC section 2.
+
+`decode` is pure: it parses one message value, upcasts old versions, validates the typed data and applies the
+stateless rules (`bad_time`, `bad_listing`, `bad_revenue`, `bad_netuid`, `bad_params`). Stateful rules
+(`id_conflict`, `duplicate_epoch`, `bad_prices`, `unknown_executor`, a params update that does not fit the
+current model table) belong to the inbox and the cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.envelope import Envelope, Event, canonical_json
+from schemas.events import EVENT_MODELS, EpochClosed, ExecutorListed, ParamsUpdated, RevenueReported
+from schemas.upcasters import UnknownVersion, upcast
+from schemas.values import frac
+
+NETUID = 51
+
+
+class Refused(Exception):
+    """An event refused to the dead-letter topic: `code` is one of SPEC section 2, `reason` says why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else str(err["msg"])
+
+
+def _has_time_error(exc: ValidationError) -> ValidationError | None:
+    return exc if any(e["type"] == "bad_time" for e in exc.errors(include_url=False)) else None
+
+
+def decode(raw: bytes | str) -> Event:
+    """One message value to an `Event`, or `Refused`."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Refused("malformed", f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise Refused("malformed", "the message is not a JSON object")
+    return decode_obj(obj)
+
+
+def decode_obj(obj: dict[str, Any]) -> Event:
+    try:
+        env = Envelope.model_validate(obj)
+    except ValidationError as exc:
+        if _has_time_error(exc):
+            raise Refused("bad_time", _first_error(exc)) from None
+        raise Refused("bad_schema", _first_error(exc)) from None
+    model = EVENT_MODELS.get(env.type)
+    if model is None:
+        raise Refused("unknown_type", f"unknown event type {env.type!r}")
+    try:
+        data_obj = upcast(env.type, env.schema_version, env.data)
+    except UnknownVersion as exc:
+        raise Refused("bad_schema", str(exc)) from None
+    try:
+        data = model.model_validate(data_obj)
+    except ValidationError as exc:
+        if _has_time_error(exc):
+            raise Refused("bad_time", _first_error(exc)) from None
+        code = "bad_params" if env.type == "params.updated" else "bad_schema"
+        raise Refused(code, _first_error(exc)) from None
+    _check_stateless(data)
+    return Event(
+        id=env.id,
+        type=env.type,
+        source=env.source,
+        time=env.time,
+        key=env.key,
+        causation_id=env.causation_id,
+        data=data,
+    )
+
+
+def _check_stateless(data: object) -> None:
+    if isinstance(data, ExecutorListed) and data.gpu_count < 1:
+        raise Refused("bad_listing", f"gpu_count {data.gpu_count} < 1")
+    if isinstance(data, RevenueReported):
+        for model, amount in data.revenue_usd_by_model.items():
+            if frac(amount) < 0:
+                raise Refused("bad_revenue", f"negative revenue {amount} for {model}")
+    if isinstance(data, EpochClosed) and data.netuid != NETUID:
+        raise Refused("bad_netuid", f"netuid {data.netuid} is not {NETUID}")
+    if isinstance(data, ParamsUpdated):
+        check_params_ranges(data)
+
+
+def check_params_ranges(p: ParamsUpdated) -> None:
+    """Values no operator can mean (beyond the spec's list, written down in the README): refused whole."""
+
+    def bad(msg: str) -> Refused:
+        return Refused("bad_params", msg)
+
+    for name in ("total_burn_emission", "rental_fees_rate"):
+        v = getattr(p, name)
+        if v is not None and not (0 <= frac(v) <= 1):
+            raise bad(f"{name} {v} outside [0, 1]")
+    for name in ("tempo", "seconds_per_block", "max_batch"):
+        v = getattr(p, name)
+        if v is not None and v < 1:
+            raise bad(f"{name} {v} < 1")
+    for name in ("day_close_grace_seconds", "payout_delay_days", "min_payout_rao"):
+        v = getattr(p, name)
+        if v is not None and v < 0:
+            raise bad(f"{name} {v} < 0")
+    if p.payout_hour_utc is not None and not 0 <= p.payout_hour_utc <= 23:
+        raise bad(f"payout_hour_utc {p.payout_hour_utc} outside 0..23")
+    for name in ("gpu_portion_alpha",):
+        v = getattr(p, name)
+        if v is not None and not (0 <= frac(v) <= 1):
+            raise bad(f"{name} {v} outside [0, 1]")
+    if p.vram_window is not None and frac(p.vram_window[0]) > frac(p.vram_window[1]):
+        raise bad(f"vram_window {list(p.vram_window)} is empty")
+    for name, spec in (p.models or {}).items():
+        if spec.price is not None and frac(spec.price) < 0:
+            raise bad(f"models.{name}.price is negative")
+        if spec.portion is not None and frac(spec.portion) < 0:
+            raise bad(f"models.{name}.portion is negative")
+        for k, cap in (spec.caps or {}).items():
+            if not k.isdigit() or int(k) < 1:
+                raise bad(f"models.{name}.caps key {k!r} is not a GPU count")
+            if cap < 0:
+                raise bad(f"models.{name}.caps[{k}] is negative")
+
+
+def content_hash(event: Event) -> str:
+    """What 'the same content' means for an id seen twice: the normalised envelope, canonical JSON."""
+    return hashlib.sha256(event.to_bytes()).hexdigest()
+
+
+def encode(event: Event) -> bytes:
+    return event.to_bytes()
+
+
+def encode_obj(obj: dict[str, Any]) -> bytes:
+    return canonical_json(obj).encode()

@@ -1,0 +1,104 @@
+"""Value types of the event contract: UTC times, decimal strings, and their exact conversions.
+
+Money never travels as a float: amounts are integers in their unit (rao, micro-USD, wei) and prices, rates,
+shares and portions are decimal strings read exactly into `fractions.Fraction`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+from fractions import Fraction
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+_TIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
+)
+_DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def parse_time(value: Any) -> datetime:
+    """RFC 3339 with a UTC offset, normalised to UTC; digits beyond the microsecond are truncated."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise PydanticCustomError("bad_time", "time without a UTC offset")
+        return value.astimezone(UTC)
+    if not isinstance(value, str):
+        raise PydanticCustomError("bad_time", "time must be an RFC 3339 string")
+    m = _TIME.match(value)
+    if m is None:
+        if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?$", value):
+            raise PydanticCustomError("bad_time", "time without a UTC offset: {value}", {"value": value})
+        raise PydanticCustomError("bad_time", "not an RFC 3339 time: {value}", {"value": value})
+    year, month, day, hour, minute, second, frac, zulu, sign, oh, om = m.groups()
+    micro = int((frac or "").ljust(6, "0")[:6])
+    if zulu:
+        tz = UTC
+    else:
+        offset = timedelta(hours=int(oh), minutes=int(om))
+        tz = timezone(-offset if sign == "-" else offset)
+    try:
+        dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz)
+    except ValueError as exc:
+        raise PydanticCustomError("bad_time", "invalid time {value}: {err}", {"value": value, "err": str(exc)})
+    return dt.astimezone(UTC)
+
+
+def format_time(dt: datetime) -> str:
+    """Canonical RFC 3339 UTC form: seconds, microseconds only when non-zero, and 'Z'."""
+    dt = dt.astimezone(UTC)
+    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{dt.microsecond:06d}Z" if dt.microsecond else f"{base}Z"
+
+
+def _check_decimal(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("bad_decimal", "a decimal string is required, got {kind}",
+                                  {"kind": type(value).__name__})
+    if not _DECIMAL.match(value):
+        raise PydanticCustomError("bad_decimal", "not a decimal string: {value}", {"value": value})
+    return value
+
+
+UtcTime = Annotated[
+    datetime,
+    BeforeValidator(parse_time),
+    PlainSerializer(format_time, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": r"(Z|z|[+-]\d{2}:\d{2})$"}),
+]
+"""A point in time, always UTC, serialised as RFC 3339 with 'Z'."""
+
+DecimalStr = Annotated[
+    str,
+    BeforeValidator(_check_decimal),
+    WithJsonSchema({"type": "string", "pattern": _DECIMAL.pattern}),
+]
+"""A decimal number carried as a string ("2.85"), read exactly with `frac`."""
+
+
+def frac(value: str) -> Fraction:
+    """The exact value of a decimal string."""
+    return Fraction(value)
+
+
+def fmt_decimal(value: Fraction, places: int = 18) -> str:
+    """A Fraction as a plain decimal string: exact when it terminates within `places` digits, otherwise
+    rounded half to even at `places` digits; trailing zeros removed ("0.09", "1", "-2.5")."""
+    scaled = value * 10**places
+    n = scaled.numerator // scaled.denominator if scaled.denominator == 1 else round(scaled)
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    whole, part = divmod(n, 10**places)
+    digits = str(part).rjust(places, "0").rstrip("0")
+    return f"{sign}{whole}.{digits}" if digits else f"{sign}{whole}"
+
+
+def day_of(dt: datetime) -> date:
+    return dt.astimezone(UTC).date()
+
+
+def day_start(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)

@@ -1,0 +1,25 @@
+"""The `sn51` command: one Typer app, each command group registered by the module that owns it."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Lium (SN51) billing and settlement.")
+
+COMMAND_MODULES = (
+    "sn51.infra",
+    "sn51.simulate",
+    "sn51.replay",
+)
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+def main() -> None:
+    _register()
+    app()
