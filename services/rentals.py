@@ -68,9 +68,11 @@ class RentalBook:
     def check(self, event: Event) -> None:
         """Refuse (`unknown_executor`) a rental event for an executor never listed. Changes nothing."""
         d = event.data
-        rental_event = isinstance(d, RentalStarted | RentalStopped | RentalIncident)
-        if rental_event and d.executor_id not in self.listings:  # type: ignore[union-attr]
+        if isinstance(d, RentalStarted | RentalStopped | RentalIncident) and not self.knows(d.executor_id):
             raise Refused("unknown_executor", f"executor {d.executor_id} was never listed")
+
+    def knows(self, executor_id: str) -> bool:
+        return executor_id in self.listings
 
     def apply(self, event: Event) -> RentalChange | None:
         """Apply an executor.* or rental.* event (already checked); the rental change it made, if any."""

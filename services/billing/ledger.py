@@ -1,0 +1,67 @@
+"""The double-entry ledger underneath billing: every entry moves a positive amount of one unit from a debit
+account to a credit account and names the event that caused it.
+
+Accounts: `emission` (the subnet's miner emission, rao), `burn`, `renter_charges` (renters' debt, micro-USD),
+`provider:<hotkey>`, `platform` (its fee share, sub-rao remainders), `forfeited`, `fx` (the day's USD→alpha
+conversion). A day's entries are hashed in canonical JSON, chained to the previous day's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.envelope import canonical_json
+
+GENESIS_HASH = "0" * 64
+
+
+def provider(hotkey: str) -> str:
+    return f"provider:{hotkey}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    day: str
+    debit: str
+    credit: str
+    amount: int
+    unit: str  # "rao" | "usd_micros"
+    kind: str
+    cause_id: str
+    executor_id: str = ""
+
+    @staticmethod
+    def move(day: str, src: str, dst: str, amount: int, unit: str, kind: str, cause_id: str,
+             executor_id: str = "") -> Entry | None:
+        """`amount` from `src` to `dst`; a negative amount moves the other way; zero books nothing."""
+        if amount == 0:
+            return None
+        if amount < 0:
+            src, dst, amount = dst, src, -amount
+        return Entry(day, src, dst, amount, unit, kind, cause_id, executor_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "day": self.day, "debit": self.debit, "credit": self.credit, "amount": self.amount,
+            "unit": self.unit, "kind": self.kind, "cause_id": self.cause_id, "executor_id": self.executor_id,
+        }
+
+
+def sort_key(e: Entry) -> tuple[str, str, str, str, str, str, str, int]:
+    return (e.kind, e.unit, e.debit, e.credit, e.executor_id, e.cause_id, e.day, e.amount)
+
+
+def day_hash(previous: str, entries: list[Entry]) -> str:
+    body = canonical_json([e.to_dict() for e in sorted(entries, key=sort_key)])
+    return hashlib.sha256((previous + body).encode()).hexdigest()
+
+
+def balances(entries: list[Entry]) -> dict[tuple[str, str], int]:
+    """Net balance per (account, unit): credits minus debits. Over any set of entries they sum to zero."""
+    out: dict[tuple[str, str], int] = {}
+    for e in entries:
+        out[(e.credit, e.unit)] = out.get((e.credit, e.unit), 0) + e.amount
+        out[(e.debit, e.unit)] = out.get((e.debit, e.unit), 0) - e.amount
+    return out

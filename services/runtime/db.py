@@ -1,0 +1,150 @@
+"""PostgreSQL: one schema per service, the shared tables, a tiny migration runner, the single-writer lock.
+
+Layout (documented choice): every service owns a PostgreSQL schema named after it (`scoring`, `billing`, ...).
+Its pool sets `search_path` to that schema, so the shared tables (`inbox`, `outbox`, `dead_letter`,
+`service_state`) and the service's own tables are written by their plain names and never collide between
+services sharing one database. Migrations are SQL strings applied once each, in order, recorded in
+`schema_migrations` by (scope, version) with a checksum; editing an applied migration is an error, add a new
+one instead. The runtime's tables are scope "runtime", a service's own SQL is scope "service".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+RUNTIME_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE inbox (
+        seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- processing order: the event log
+        event_id      text NOT NULL UNIQUE,
+        event_type    text NOT NULL,
+        content_hash  text NOT NULL,
+        raw           bytea NOT NULL,                                    -- the original message bytes
+        source_topic  text NOT NULL,
+        source_partition integer NOT NULL,
+        source_offset bigint NOT NULL,
+        processed_at  timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE outbox (
+        seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- publication order
+        event_id      text NOT NULL UNIQUE,                              -- deterministic: replays collide
+        event_type    text NOT NULL,
+        topic         text NOT NULL,
+        key           bytea,
+        value         bytea NOT NULL,
+        headers       jsonb NOT NULL DEFAULT '[]',
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        published_at  timestamptz
+    );
+    CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+    CREATE TABLE dead_letter (
+        id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        code          text NOT NULL,
+        reason        text NOT NULL,
+        event_id      text,
+        event_type    text,
+        raw           bytea NOT NULL,
+        source_topic  text NOT NULL,
+        source_partition integer NOT NULL,
+        source_offset bigint NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (source_topic, source_partition, source_offset)          -- a redelivery refuses once
+    );
+    CREATE TABLE service_state (
+        key           text PRIMARY KEY,
+        value         jsonb NOT NULL,
+        updated_at    timestamptz NOT NULL DEFAULT now()
+    );
+    """,
+)
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def schema_name(service: str) -> str:
+    """The PostgreSQL schema of a service: its name, lower case, `-` as `_`."""
+    name = service.lower().replace("-", "_")
+    if not _NAME.match(name):
+        raise ValueError(f"service name {service!r} is not usable as a PostgreSQL schema name")
+    return name
+
+
+async def create_pool(database_url: str, service: str, size: int = 4) -> asyncpg.Pool:
+    schema = schema_name(service)
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=size, server_settings={"search_path": f"{schema}, public"}
+    )
+    assert pool is not None
+    return pool
+
+
+def _checksum(sql: str) -> str:
+    return hashlib.sha256(sql.strip().encode()).hexdigest()
+
+
+async def migrate(conn: asyncpg.Connection, service: str, service_sql: Sequence[str] = ()) -> int:
+    """Create the service's schema and apply every migration not yet applied; returns how many ran."""
+    schema = schema_name(service)
+    applied = 0
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"sn51-migrate:{schema}")
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   scope text NOT NULL, version integer NOT NULL, checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (scope, version))"""
+        )
+        done = {
+            (r["scope"], r["version"]): r["checksum"]
+            for r in await conn.fetch("SELECT scope, version, checksum FROM schema_migrations")
+        }
+        for scope, scripts in (("runtime", RUNTIME_MIGRATIONS), ("service", tuple(service_sql))):
+            for version, sql in enumerate(scripts, start=1):
+                checksum = _checksum(sql)
+                seen = done.get((scope, version))
+                if seen is not None:
+                    if seen != checksum:
+                        raise RuntimeError(
+                            f"{schema}: applied migration {scope} #{version} was edited; add a new one instead"
+                        )
+                    continue
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (scope, version, checksum) VALUES ($1, $2, $3)",
+                    scope, version, checksum,
+                )
+                applied += 1
+    return applied
+
+
+async def hold_writer_lock(conn: asyncpg.Connection, service: str, *, poll_seconds: float = 1.0) -> None:
+    """Wait until this process is the only writer of the service (a session advisory lock on `conn`).
+
+    The inbox order is the service's event log, so exactly one process may append to it. The lock lives as long
+    as `conn`: a killed process loses it at once, a second instance waits here until then.
+    """
+    key = f"sn51-writer:{schema_name(service)}"
+    while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+        await asyncio.sleep(poll_seconds)
+
+
+async def get_state(conn: asyncpg.Connection, key: str) -> Any:
+    """A value a service keeps between runs (a chain checkpoint, ...), or None."""
+    value = await conn.fetchval("SELECT value FROM service_state WHERE key = $1", key)
+    return None if value is None else json.loads(value)
+
+
+async def set_state(conn: asyncpg.Connection, key: str, value: Any) -> None:
+    await conn.execute(
+        """INSERT INTO service_state (key, value) VALUES ($1, $2::jsonb)
+           ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+        key, json.dumps(value, sort_keys=True),
+    )

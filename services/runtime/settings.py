@@ -1,0 +1,45 @@
+"""What a service process reads from its environment (pydantic-settings).
+
+`KAFKA_BOOTSTRAP` and `DATABASE_URL` are read as they are named (the names `sn51 infra` and the deploy
+manifests export); everything else takes the `SN51_` prefix, e.g. `SN51_API_PORT`, `SN51_LOG_LEVEL`,
+`SN51_TOPIC_PREFIX`. The service name comes from the `ServiceSpec` being run, not from the environment.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SN51_", populate_by_name=True, extra="ignore")
+
+    service: str = ""
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "SN51_KAFKA_BOOTSTRAP", "kafka_bootstrap")
+    )
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias=AliasChoices("DATABASE_URL", "SN51_DATABASE_URL", "database_url"),
+    )
+    consumer_group: str | None = None  # default: sn51-<service>
+    topic_prefix: str = ""  # prepended to every topic name (tests, several systems on one broker)
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    batch_size: int = 500  # messages per poll, processed in one PostgreSQL transaction
+    poll_timeout_ms: int = 200
+    relay_batch: int = 1_000
+    relay_idle_seconds: float = 0.5  # the relay polls the outbox at least this often
+    input_partitions: int = 1  # partitions of topics the runtime creates (1: live order = file order)
+    api_enabled: bool = True
+    api_host: str = "127.0.0.1"
+    api_port: int | None = None  # default: the ServiceSpec's port
+    log_level: str = "INFO"
+    pool_size: int = 4
+
+    @property
+    def group(self) -> str:
+        return self.consumer_group or f"sn51-{self.service}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
