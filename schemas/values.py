@@ -43,7 +43,8 @@ def parse_time(value: Any) -> datetime:
     try:
         dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz)
     except ValueError as exc:
-        raise PydanticCustomError("bad_time", "invalid time {value}: {err}", {"value": value, "err": str(exc)})
+        ctx = {"value": value, "err": str(exc)}
+        raise PydanticCustomError("bad_time", "invalid time {value}: {err}", ctx) from None
     return dt.astimezone(UTC)
 
 
