@@ -1,0 +1,130 @@
+"""Settlement planning core (SPEC 3.5): which coldkeys are paid how much for which days, as a pure fold over
+`day.closed`, `epoch.closed` and `params.updated`.
+
+At the first `epoch.closed` at or after `payout_hour_utc` of each UTC day T, every closed day
+D ≤ T − payout_delay_days not yet paid is paid, summed per coldkey with what was carried forward; a sum under
+`min_payout_rao` is carried forward (`payout.deferred`). Planned payouts are numbered into batches of
+`max_batch` in coldkey order. Holds (`payout.held`) need the chain and are the executor's business.
+
+Decisions where the spec is open (also in the README):
+- The days a run pays are the closed days D ≤ T − delay that the triggering epoch closes or had closed
+  (D + 1 00:00 + grace ≤ its closed_at). In `sn51 replay` billing handles an epoch before settlement, so
+  they have all arrived; live, `day.closed` can arrive after the epoch, so the run waits (`pending`) until
+  billing has closed every such day, and is then planned from the triggering epoch exactly as replay does
+  (same ids, same time).
+- A coldkey whose sum is 0 gets no event; `billing_days` of a payout are the days that contributed a positive
+  payable to it (deferred days included); `hotkeys` the hotkeys it pays for, for the owner check.
+- payout_id = uuid5 over the coldkey and the run day T: one payout per coldkey per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import ClassVar
+
+from schemas.codec import Refused
+from schemas.envelope import Event, derive, derived_id
+from schemas.events import DayClosed, EpochClosed, ParamsUpdated, PayoutDeferred, PayoutPlanned
+from schemas.topics import READS
+from schemas.values import frac
+from services.params import Params, apply_update
+
+SOURCE = "settlement"
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass
+class Carry:
+    amount: int = 0
+    days: set[str] = field(default_factory=set)
+    hotkeys: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    day: date  # T
+    limit: date  # the last day this run may pay
+    trigger: Event
+
+
+class SettlementCore:
+    service: ClassVar[str] = "settlement"
+    reads: ClassVar[frozenset[str]] = READS["settlement"]
+
+    def __init__(self) -> None:
+        self.params = Params()
+        self.epochs: set[tuple[int, int]] = set()
+        self.unpaid: dict[date, DayClosed] = {}
+        self.last_closed: date | None = None
+        self.carried: dict[str, Carry] = {}
+        self.run_days: set[date] = set()
+        self.pending: list[PendingRun] = []
+
+    def handle(self, event: Event) -> list[Event]:
+        d = event.data
+        if isinstance(d, ParamsUpdated):
+            self.params = apply_update(self.params, d)[0]
+            return []
+        if isinstance(d, EpochClosed):
+            return self._epoch_closed(event, d)
+        if isinstance(d, DayClosed):
+            day = date.fromisoformat(d.billing_day)
+            self.unpaid[day] = d
+            self.last_closed = day if self.last_closed is None else max(self.last_closed, day)
+            return self._run_ready()
+        return []
+
+    def _epoch_closed(self, event: Event, d: EpochClosed) -> list[Event]:
+        if (d.netuid, d.epoch) in self.epochs:
+            raise Refused("duplicate_epoch", f"epoch {d.epoch} of netuid {d.netuid} was already closed")
+        if frac(d.tao_usd) <= 0 or frac(d.alpha_tao) <= 0 or d.miner_emission_rao < 0:
+            raise Refused("bad_prices", f"tao_usd {d.tao_usd}, alpha_tao {d.alpha_tao}, "
+                                        f"miner_emission_rao {d.miner_emission_rao}")
+        self.epochs.add((d.netuid, d.epoch))
+        t = d.closed_at.date()
+        if d.closed_at.hour < self.params.payout_hour_utc or t in self.run_days:
+            return []
+        self.run_days.add(t)
+        closable = (d.closed_at - timedelta(seconds=self.params.day_close_grace_seconds)).date() - ONE_DAY
+        limit = min(t - timedelta(days=self.params.payout_delay_days), closable)
+        self.pending.append(PendingRun(t, limit, event))
+        return self._run_ready()
+
+    def _run_ready(self) -> list[Event]:
+        out: list[Event] = []
+        while self.pending and self.last_closed is not None and self.last_closed >= self.pending[0].limit:
+            out.extend(self._run(self.pending.pop(0)))
+        return out
+
+    def _run(self, run: PendingRun) -> list[Event]:
+        days = sorted(day for day in self.unpaid if day <= run.limit)
+        for day in days:
+            for p in self.unpaid.pop(day).providers:
+                if p.payable_rao <= 0:
+                    continue
+                carry = self.carried.setdefault(p.coldkey, Carry())
+                carry.amount += p.payable_rao
+                carry.days.add(day.isoformat())
+                carry.hotkeys.add(p.hotkey)
+        planned: list[Event] = []
+        deferred: list[Event] = []
+        for coldkey in sorted(self.carried):
+            carry = self.carried[coldkey]
+            if carry.amount <= 0:
+                del self.carried[coldkey]
+                continue
+            payout_id = derived_id("payout", coldkey, run.day.isoformat())
+            base = dict(payout_id=payout_id, coldkey=coldkey, billing_days=sorted(carry.days),
+                        amount_rao=carry.amount)
+            if carry.amount < self.params.min_payout_rao:
+                data_d = PayoutDeferred(**base, reason="below_min_payout")  # type: ignore[arg-type]
+                deferred.append(derive("payout.deferred", data_d, run.trigger, source=SOURCE, key=coldkey,
+                                       discriminator=coldkey))
+                continue
+            batch = len(planned) // self.params.max_batch
+            data_p = PayoutPlanned(**base, hotkeys=sorted(carry.hotkeys), batch=batch)  # type: ignore[arg-type]
+            planned.append(derive("payout.planned", data_p, run.trigger, source=SOURCE, key=coldkey,
+                                  discriminator=coldkey))
+            del self.carried[coldkey]
+        return sorted(planned + deferred, key=lambda e: (e.key, e.type))
