@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemas.envelope import Envelope, Event, canonical_json
 from schemas.events import EVENT_MODELS, EpochClosed, ExecutorListed, ParamsUpdated, RevenueReported
+from schemas.fast import decode_fast
 from schemas.upcasters import UnknownVersion, upcast
 from schemas.values import frac
 
@@ -42,7 +43,20 @@ def _has_time_error(exc: ValidationError) -> ValidationError | None:
 
 
 def decode(raw: bytes | str) -> Event:
-    """One message value to an `Event`, or `Refused`."""
+    """One message value to an `Event`, or `Refused`.
+
+    The fast path validates the whole envelope in one pass (`fast.decode_fast`); whatever it does not take
+    (an error of any kind, an old schema_version) goes through the slow path below, which alone decides
+    refusal codes. Both use the same data models, so they accept the same events and build equal `Event`s.
+    """
+    event = decode_fast(raw)
+    if event is not None:
+        _check_stateless(event.data)
+        return event
+    return decode_slow(raw)
+
+
+def decode_slow(raw: bytes | str) -> Event:
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -137,8 +151,14 @@ def check_params_ranges(p: ParamsUpdated) -> None:
 
 
 def content_hash(event: Event) -> str:
-    """What 'the same content' means for an id seen twice: the normalised envelope, canonical JSON."""
-    return hashlib.sha256(event.to_bytes()).hexdigest()
+    """What 'the same content' means for an id seen twice: the decoded envelope (times normalised to UTC) and
+    its typed data, serialised in field order; the same event re-sent with other spacing or key order is the
+    same content."""
+    head = f"{event.type}|{event.schema_version}|{event.source}|{event.time.isoformat()}|{event.key}|"
+    digest = hashlib.blake2b(head.encode(), digest_size=16)
+    digest.update((event.causation_id or "").encode())
+    digest.update(event.data.__pydantic_serializer__.to_json(event.data))
+    return digest.hexdigest()
 
 
 def encode(event: Event) -> bytes:
