@@ -12,6 +12,8 @@ COMMAND_MODULES = (
     "sn51.infra",
     "sn51.simulate",
     "sn51.replay",
+    "sn51.audit.cli",
+    "sn51.service",
 )
 
 
