@@ -28,8 +28,8 @@ class _FastEnvelope(BaseModel):
 def _envelope_model(type_: str) -> type[_FastEnvelope]:
     name = "Fast_" + type_.replace(".", "_")
     fields: dict[str, Any] = {
-        "type": (Literal[type_], ...),  # type: ignore[valid-type]
-        "schema_version": (Literal[CURRENT_VERSION[type_]], ...),  # type: ignore[valid-type]
+        "type": (Literal[type_], ...),
+        "schema_version": (Literal[CURRENT_VERSION[type_]], ...),
         "data": (EVENT_MODELS[type_], ...),
     }
     model: type[_FastEnvelope] = create_model(name, __base__=_FastEnvelope, **fields)
@@ -37,7 +37,8 @@ def _envelope_model(type_: str) -> type[_FastEnvelope]:
 
 
 _MODELS = tuple(_envelope_model(t) for t in EVENT_MODELS)
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(Annotated[Union[_MODELS], Field(discriminator="type")])  # type: ignore[valid-type]  # noqa: UP007
+_UNION: Any = Annotated[Union[_MODELS], Field(discriminator="type")]  # noqa: UP007
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(_UNION)
 
 
 def decode_fast(raw: bytes | str) -> Event | None:

@@ -40,9 +40,9 @@ class Pipeline:
             found = self._readers[type_] = [c for c in self.cores if type_ in c.reads]
         return found
 
-    def feed(self, event: Event) -> list[Event]:
-        """One accepted-or-refused input event through the topology; raises `Refused`."""
-        digest = content_hash(event)
+    def feed(self, event: Event, raw: bytes | str | None = None) -> list[Event]:
+        """One decoded input event (and its message bytes) through the topology; raises `Refused`."""
+        digest = content_hash(raw if raw is not None else event.to_bytes())
         known = self.seen.get(event.id)
         if known is not None:
             if known == digest:
@@ -78,6 +78,6 @@ class Pipeline:
             try:
                 event = decode(raw)
                 event_id = event.id
-                yield from self.feed(event)
+                yield from self.feed(event, raw)
             except Refused as r:
                 yield Refusal(number, event_id, r.code, r.reason)
