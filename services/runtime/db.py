@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -125,14 +125,20 @@ async def migrate(conn: asyncpg.Connection, service: str, service_sql: Sequence[
     return applied
 
 
-async def hold_writer_lock(conn: asyncpg.Connection, service: str, *, poll_seconds: float = 1.0) -> None:
+async def hold_writer_lock(
+    conn: asyncpg.Connection, service: str, *, poll_seconds: float = 1.0, on_wait: Callable[[], None] = lambda: None
+) -> None:
     """Wait until this process is the only writer of the service (a session advisory lock on `conn`).
 
     The inbox order is the service's event log, so exactly one process may append to it. The lock lives as long
     as `conn`: a killed process loses it at once, a second instance waits here until then.
     """
     key = f"sn51-writer:{schema_name(service)}"
+    waited = False
     while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+        if not waited:
+            on_wait()
+            waited = True
         await asyncio.sleep(poll_seconds)
 
 

@@ -16,10 +16,11 @@ class Settings(BaseSettings):
 
     service: str = ""
     kafka_bootstrap: str = Field(
-        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "SN51_KAFKA_BOOTSTRAP", "kafka_bootstrap")
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "SN51_KAFKA_BOOTSTRAP", "kafka_bootstrap"),
     )
     database_url: str = Field(
-        "postgresql://postgres@127.0.0.1:5432/postgres",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
         validation_alias=AliasChoices("DATABASE_URL", "SN51_DATABASE_URL", "database_url"),
     )
     consumer_group: str | None = None  # default: sn51-<service>
@@ -30,7 +31,7 @@ class Settings(BaseSettings):
     poll_timeout_ms: int = 200
     relay_batch: int = 1_000
     relay_idle_seconds: float = 0.5  # the relay polls the outbox at least this often
-    input_partitions: int = 1  # partitions of topics the runtime creates (1: live order = file order)
+    topic_partitions: int = 1  # partitions of topics the runtime creates (1: live order = file order)
     api_enabled: bool = True
     api_host: str = "127.0.0.1"
     api_port: int | None = None  # default: the ServiceSpec's port

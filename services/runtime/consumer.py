@@ -1,0 +1,77 @@
+"""The consumer loop: poll a batch, process it in one PostgreSQL transaction, then commit the offsets.
+
+Commit policy: offsets are committed after, and only after, the transaction of the batch committed; a crash
+in between redelivers the batch, which the inbox turns into duplicates (no effect) and the dead-letter and
+outbox tables into no-ops. `enable_auto_commit=False`, `auto_offset_reset="earliest"`.
+
+Why aiokafka directly and not FastStream (the project guide's preference): the runtime must control the
+order poll -> transaction -> offset commit per batch, must re-fold the inbox before the first poll, and must
+let any failure kill the process (FastStream's subscriber wraps handlers in its own ack/nack and error
+handling and keeps consuming). With aiokafka that policy is this one readable loop.
+
+Within a batch, records of different partitions are merged by Kafka timestamp (each partition's own order is
+kept), so a derived event and its cause on different topics are folded in the order they were written.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.runtime.outbox import Message
+from services.runtime.processor import Accepted, DeadLetter, Processor
+from services.runtime.settings import Settings
+
+
+def new_consumer(settings: Settings, topics: Sequence[str]) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+    )
+
+
+def merge(batches: Mapping[Any, Iterable[Message]]) -> list[Message]:
+    """One processing order for a poll: partitions interleaved by timestamp, each partition in offset order."""
+    ordered = [sorted(ms, key=lambda m: m.offset) for _, ms in sorted(batches.items(), key=lambda kv: str(kv[0]))]
+    return list(heapq.merge(*ordered, key=lambda m: m.timestamp))
+
+
+def next_offsets(messages: Iterable[Message]) -> dict[TopicPartition, int]:
+    """What to commit after a batch: per partition, the offset after the last processed record."""
+    out: dict[TopicPartition, int] = {}
+    for m in messages:
+        tp = TopicPartition(m.topic, m.partition)
+        out[tp] = max(out.get(tp, 0), m.offset + 1)
+    return out
+
+
+async def consume(
+    consumer: AIOKafkaConsumer,
+    pool: asyncpg.Pool,
+    processor: Processor,
+    settings: Settings,
+    on_commit: Callable[[], None] = lambda: None,
+) -> None:
+    """Run forever (until cancelled or until something fails, which propagates)."""
+    while True:
+        polled = await consumer.getmany(timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_size)
+        if not polled:
+            continue
+        messages = merge({
+            tp: [Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp) for r in records]
+            for tp, records in polled.items()
+        })
+        async with pool.acquire() as conn:
+            outcomes = await processor.process(conn, messages)
+        if any(isinstance(o, Accepted | DeadLetter) for o in outcomes):
+            on_commit()
+        await consumer.commit(next_offsets(messages))

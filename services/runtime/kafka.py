@@ -1,0 +1,76 @@
+"""Kafka helpers shared by the services, the tests, the simulator's `--publish` and the demo.
+
+Topics are created explicitly: a topic Tansu auto-creates gets several partitions, and the order between
+partitions is undefined. `sn51.input` (and, by default, every sn51 topic) gets ONE partition so that the live
+order of the input equals its file order and every service folds the events in the order `sn51 replay` does.
+Producers use acks=all and no idempotence/transactions (Tansu refuses aiokafka's InitProducerId v0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Mapping
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from schemas.codec import encode
+from schemas.envelope import Event
+from schemas.topics import ALL_TOPICS, INPUT
+
+
+def new_producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2, **options
+    )
+
+
+async def create_topics(bootstrap: str, topics: Iterable[str], partitions: int | Mapping[str, int] = 1) -> None:
+    """Create the topics that do not exist yet (idempotent). `partitions`: one number, or per topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in dict.fromkeys(topics) if t not in existing]
+        if not wanted:
+            return
+        def count(topic: str) -> int:
+            return partitions.get(topic, 1) if isinstance(partitions, Mapping) else partitions
+
+        new = [NewTopic(name=t, num_partitions=count(t), replication_factor=1) for t in wanted]
+        with contextlib.suppress(TopicAlreadyExistsError):  # created by another process meanwhile
+            await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+async def create_all_topics(bootstrap: str, prefix: str = "", partitions: int = 1) -> None:
+    await create_topics(bootstrap, [prefix + t for t in ALL_TOPICS], partitions)
+
+
+def _key_of(value: bytes) -> bytes | None:
+    try:
+        obj = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    key = obj.get("key") if isinstance(obj, dict) else None
+    return key.encode() if isinstance(key, str) else None
+
+
+async def produce(bootstrap: str, messages: Iterable[bytes | str | Event], topic: str = INPUT) -> int:
+    """Publish raw envelopes (or events) in order, keyed by their `key`; malformed bytes go as they are,
+    without a key. Waits until every message is acknowledged; returns how many were sent."""
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        futures = []
+        for m in messages:
+            value = encode(m) if isinstance(m, Event) else (m.encode() if isinstance(m, str) else m)
+            futures.append(await producer.send(topic, value=value, key=_key_of(value)))
+        for f in futures:
+            await f
+        return len(futures)
+    finally:
+        await producer.stop()

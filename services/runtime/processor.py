@@ -1,0 +1,241 @@
+"""The one processing step: a batch of consumed messages in ONE PostgreSQL transaction. Pure of Kafka.
+
+For each message, in order (`decide`, pure but for the core's own state):
+- undecodable (`schemas.codec.decode` refuses): a dead letter, unless it names a type this service does not read;
+- a type the service does not read: ignored;
+- an id already in the inbox (or earlier in the batch) with the same content hash: a duplicate, no effect;
+  with another hash: `id_conflict`, a dead letter;
+- otherwise `core.handle(event)`: `Refused` is a dead letter and stores nothing else (the core changed nothing);
+  accepted, the event goes to the inbox with its hash, original bytes and the next sequence number, its
+  derived events to the outbox, and the service's projection hook writes its read model.
+Then `process` writes all of that and commits. The caller commits the Kafka offsets only after it returns.
+If anything raises, the transaction rolls back and the exception propagates: the process must die, because
+the in-memory core may already hold the batch; at start-up `rebuild` re-folds the inbox into a fresh core.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from schemas.codec import Refused, content_hash, decode
+from schemas.envelope import Event
+from schemas.events import EVENT_MODELS
+from services.core import Core
+from services.runtime import metrics
+from services.runtime.logging import for_event, get_logger
+from services.runtime.outbox import Message, OutboxRow, dead_letter_row, event_row, write_rows
+
+ProjectHook = Callable[[asyncpg.Connection, Event, list[Event]], Awaitable[None]]
+# The same for a whole batch at once, in processing order (fewer round trips: executemany / COPY).
+BatchProjectHook = Callable[[asyncpg.Connection, list[tuple[Event, list[Event]]]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message: Message
+    event: Event
+    content_hash: str
+    derived: list[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    message: Message
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    message: Message
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message: Message
+    code: str
+    reason: str
+    event_id: str | None
+    event_type: str | None
+
+
+Outcome = Accepted | Duplicate | Ignored | DeadLetter
+
+
+def peek(raw: bytes) -> tuple[str | None, str | None]:
+    """The `id` and `type` of a message the codec refused, where they can be read at all."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(obj, dict):
+        return None, None
+    id_, type_ = obj.get("id"), obj.get("type")
+    return (id_ if isinstance(id_, str) else None), (type_ if isinstance(type_, str) else None)
+
+
+def decode_message(message: Message) -> Event | Refused:
+    try:
+        return decode(message.value)
+    except Refused as refused:
+        return refused
+
+
+def decide(core: Core, known: dict[str, str], message: Message, decoded: Event | Refused) -> Outcome:
+    """What one message does. Adds an accepted event's hash to `known`; `core` folds only accepted events."""
+    if isinstance(decoded, Refused):
+        event_id, event_type = peek(message.value)
+        if event_type in EVENT_MODELS and event_type not in core.reads:
+            return Ignored(message, event_type)
+        return DeadLetter(message, decoded.code, decoded.reason, event_id, event_type)
+    event = decoded
+    if event.type not in core.reads:
+        return Ignored(message, event.type)
+    digest = content_hash(message.value)
+    seen = known.get(event.id)
+    if seen == digest:
+        return Duplicate(message, event)
+    if seen is not None:
+        return DeadLetter(
+            message, "id_conflict", f"id {event.id} was seen before with other content", event.id, event.type
+        )
+    try:
+        derived = core.handle(event)
+    except Refused as refused:
+        return DeadLetter(message, refused.code, refused.reason, event.id, event.type)
+    known[event.id] = digest
+    return Accepted(message, event, digest, derived)
+
+
+class Processor:
+    """Owns the live core of one service and applies consumed batches to it and to PostgreSQL."""
+
+    def __init__(
+        self,
+        service: str,
+        core: Core,
+        project: ProjectHook | None = None,
+        *,
+        project_batch: BatchProjectHook | None = None,
+        topic_prefix: str = "",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.service = service
+        self.core = core
+        self.project = project
+        self.project_batch = project_batch
+        self.topic_prefix = topic_prefix
+        self.clock = clock
+        self.log = get_logger(service)
+
+    async def process(self, conn: asyncpg.Connection, messages: Sequence[Message]) -> list[Outcome]:
+        started = self.clock()
+        decoded = [decode_message(m) for m in messages]
+        ids = sorted({d.id for d in decoded if isinstance(d, Event)})
+        outcomes: list[Outcome] = []
+        async with conn.transaction():
+            known: dict[str, str] = {
+                r["event_id"]: r["content_hash"]
+                for r in await conn.fetch(
+                    "SELECT event_id, content_hash FROM inbox WHERE event_id = ANY($1::text[])", ids
+                )
+            }
+            for message, d in zip(messages, decoded, strict=True):
+                outcome = decide(self.core, known, message, d)
+                if isinstance(outcome, Accepted) and self.project is not None:
+                    await self.project(conn, outcome.event, outcome.derived)
+                outcomes.append(outcome)
+            if self.project_batch is not None:
+                accepted = [(o.event, o.derived) for o in outcomes if isinstance(o, Accepted)]
+                if accepted:
+                    await self.project_batch(conn, accepted)
+            await self._write(conn, outcomes)
+        self._count(outcomes, self.clock() - started)
+        return outcomes
+
+    async def _write(self, conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
+        accepted = [o for o in outcomes if isinstance(o, Accepted)]
+        dead = [o for o in outcomes if isinstance(o, DeadLetter)]
+        if accepted:
+            await conn.executemany(
+                """INSERT INTO inbox (event_id, event_type, content_hash, raw, source_topic, source_partition,
+                                      source_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                [
+                    (a.event.id, a.event.type, a.content_hash, a.message.value, a.message.topic,
+                     a.message.partition, a.message.offset)
+                    for a in accepted
+                ],
+            )
+        if dead:
+            await conn.executemany(
+                """INSERT INTO dead_letter (code, reason, event_id, event_type, raw, source_topic,
+                                            source_partition, source_offset)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING""",
+                [
+                    (d.code, d.reason, d.event_id, d.event_type, d.message.value, d.message.topic,
+                     d.message.partition, d.message.offset)
+                    for d in dead
+                ],
+            )
+        rows: list[OutboxRow] = []
+        for o in outcomes:
+            if isinstance(o, Accepted):
+                rows.extend(event_row(e, self.topic_prefix) for e in o.derived)
+            elif isinstance(o, DeadLetter):
+                rows.append(
+                    dead_letter_row(self.service, o.message, o.code, o.reason, o.event_type, self.topic_prefix)
+                )
+        await write_rows(conn, rows)
+
+    def _count(self, outcomes: Sequence[Outcome], seconds: float) -> None:
+        svc = self.service
+        metrics.BATCH_SECONDS.labels(svc).observe(seconds)
+        processed: Counter[str] = Counter()
+        derived: Counter[str] = Counter()
+        for o in outcomes:
+            if isinstance(o, Accepted):
+                processed[o.event.type] += 1
+                derived.update(e.type for e in o.derived)
+            elif isinstance(o, Duplicate):
+                metrics.DUPLICATES.labels(svc, o.event.type).inc()
+                for_event(self.log, o.event).debug("duplicate skipped")
+            elif isinstance(o, DeadLetter):
+                metrics.REFUSED.labels(svc, o.event_type or "unknown", o.code).inc()
+                metrics.DEAD_LETTERED.labels(svc, o.code).inc()
+                if o.code == "id_conflict":
+                    metrics.ID_CONFLICTS.labels(svc).inc()
+                self.log.warning(
+                    "dead letter", code=o.code, reason=o.reason, event_id=o.event_id, event_type=o.event_type,
+                    source_topic=o.message.topic, source_offset=o.message.offset,
+                )
+        for type_, n in processed.items():
+            metrics.PROCESSED.labels(svc, type_).inc(n)
+        for type_, n in derived.items():
+            metrics.DERIVED.labels(svc, type_).inc(n)
+
+
+async def rebuild(conn: asyncpg.Connection, core: Core, *, prefetch: int = 2_000) -> int:
+    """Re-fold the service's inbox, in sequence order, into a fresh `core`; derived events are dropped
+    (they are in the outbox already). Returns how many events were folded. A stored event the core now
+    refuses means the core is not deterministic: that raises."""
+    count = 0
+    async with conn.transaction(readonly=True):
+        cursor: Any = conn.cursor("SELECT event_id, raw FROM inbox ORDER BY seq", prefetch=prefetch)
+        async for row in cursor:
+            event = decode(row["raw"])
+            try:
+                core.handle(event)
+            except Refused as refused:
+                raise RuntimeError(
+                    f"inbox event {row['event_id']} was accepted before and is refused now: {refused}"
+                ) from refused
+            count += 1
+    return count

@@ -1,0 +1,62 @@
+"""`sn51 service NAME`: run one service process (`services.<NAME>.app:SPEC`) with the shared runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import re
+import signal
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:  # the runtime (FastAPI, aiokafka, asyncpg) is imported only when a service runs
+    from services.runtime.service import ServiceSpec
+
+SERVICES = ("scoring", "billing", "settlement", "collateral")
+
+
+def load_spec(name: str) -> ServiceSpec:
+    """The `SPEC` of `services.<name>.app`, or `LookupError` with a one-line reason."""
+    from services.runtime.service import ServiceSpec
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise LookupError(f"unknown service {name!r}: expected one of {', '.join(SERVICES)}")
+    module_name = f"services.{name}.app"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise LookupError(f"unknown service {name!r}: expected one of {', '.join(SERVICES)}") from None
+        raise
+    spec = getattr(module, "SPEC", None)
+    if not isinstance(spec, ServiceSpec):
+        raise LookupError(f"{module_name} defines no SPEC: ServiceSpec")
+    return spec
+
+
+async def serve(spec: ServiceSpec) -> None:
+    """`run(spec)` until SIGTERM or SIGINT, which stop it cleanly (the consumer leaves its group, so a
+    restart rejoins at once). Stopping uncleanly is safe too: everything is rebuilt from PostgreSQL."""
+    from services.runtime.service import run
+
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await run(spec)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("service")
+    def service(name: str = typer.Argument(..., help=f"one of {', '.join(SERVICES)}")) -> None:
+        """Run one service: consume, fold, store, publish (settings from the environment, see the README)."""
+        try:
+            spec = load_spec(name)
+        except LookupError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        asyncio.run(serve(spec))

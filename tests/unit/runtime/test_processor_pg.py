@@ -1,0 +1,127 @@
+"""The processor against a real PostgreSQL: one transaction per batch, inbox/outbox/dead letters, rebuild."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from schemas.codec import encode_obj
+from schemas.envelope import Event
+from schemas.topics import DEAD_LETTER, SCORING
+from services.runtime.db import create_pool, get_state, migrate, set_state
+from services.runtime.outbox import Message
+from services.runtime.processor import Accepted, DeadLetter, Duplicate, Processor, rebuild
+from tests.unit.runtime.cores import PROJECTION_SQL, REFUSED_HOTKEY, CountingCore, listing, project_batch, projection
+
+pytestmark = pytest.mark.integration
+
+project = projection()
+
+
+@dataclass
+class Db:
+    pool: asyncpg.Pool
+    service: str
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Db]:
+    service = f"proc_{secrets.token_hex(4)}"
+    pool = await create_pool(database_url, service)
+    async with pool.acquire() as conn:
+        assert await migrate(conn, service, [PROJECTION_SQL]) == 2
+        assert await migrate(conn, service, [PROJECTION_SQL]) == 0
+    yield Db(pool, service)
+    await pool.close()
+
+
+def batch(*values: bytes, start: int = 0) -> list[Message]:
+    return [Message("sn51.input", 0, start + i, None, v) for i, v in enumerate(values)]
+
+
+async def test_a_batch_stores_inbox_outbox_dead_letters_and_projection(db: Db) -> None:
+    core = CountingCore()
+    processor = Processor(db.service, core, project)
+    values = [
+        encode_obj(listing("a", "hk1")),
+        encode_obj(listing("b", "hk1", executor="ex-2")),
+        encode_obj(listing("a", "hk1")),  # duplicate
+        encode_obj(listing("a", "hk1", price="1.00")),  # id_conflict
+        b"{oops",  # malformed
+        encode_obj(listing("r", REFUSED_HOTKEY)),  # refused by the core
+        encode_obj(listing("c", "hk2")),
+    ]
+    async with db.pool.acquire() as conn:
+        outcomes = await processor.process(conn, batch(*values))
+        assert [type(o) for o in outcomes] == [
+            Accepted, Accepted, Duplicate, DeadLetter, DeadLetter, DeadLetter, Accepted,
+        ]
+        inbox = await conn.fetch("SELECT seq, event_id, raw, source_offset FROM inbox ORDER BY seq")
+        assert [r["event_id"] for r in inbox] == ["a", "b", "c"]
+        assert [r["raw"] for r in inbox] == [values[0], values[1], values[6]]
+        assert [r["source_offset"] for r in inbox] == [0, 1, 6]
+        assert dict(await conn.fetch("SELECT hotkey, n FROM listing_counts")) == {"hk1": 2, "hk2": 1}
+        dead = await conn.fetch("SELECT code, raw, source_offset FROM dead_letter ORDER BY source_offset")
+        assert [(r["code"], r["raw"], r["source_offset"]) for r in dead] == [
+            ("id_conflict", values[3], 3), ("malformed", values[4], 4), ("bad_listing", values[5], 5),
+        ]
+        out = await conn.fetch("SELECT topic, event_type FROM outbox ORDER BY seq")
+        assert [(r["topic"], r["event_type"]) for r in out] == [
+            (SCORING, "score.updated"), (SCORING, "score.updated"),
+            (DEAD_LETTER, "executor.listed"), (DEAD_LETTER, "unknown"), (DEAD_LETTER, "executor.listed"),
+            (SCORING, "score.updated"),
+        ]
+
+        # The same batch redelivered (a crash before the offset commit): nothing changes.
+        again = await processor.process(conn, batch(*values))
+        assert sum(isinstance(o, Accepted) for o in again) == 0
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 6
+        assert await conn.fetchval("SELECT count(*) FROM dead_letter") == 3
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 3
+
+        fresh = CountingCore()
+        assert await rebuild(conn, fresh) == 3
+        assert fresh.listings == core.listings
+        assert fresh.handled == ["a", "b", "c"]
+
+
+async def test_a_failing_projection_rolls_back_the_whole_batch(db: Db) -> None:
+    async def broken(conn: asyncpg.Connection, event: Event, derived: list[Event]) -> None:
+        if event.id == "y":
+            raise RuntimeError("projection failed")
+
+    processor = Processor(db.service, CountingCore(), broken)
+    async with db.pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="projection failed"):
+            await processor.process(conn, batch(encode_obj(listing("x", "hk1")), encode_obj(listing("y", "hk1"))))
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 0
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_service_state_round_trips_and_edited_migrations_are_refused(db: Db) -> None:
+    async with db.pool.acquire() as conn:
+        assert await get_state(conn, "checkpoint") is None
+        await set_state(conn, "checkpoint", {"block": 7})
+        await set_state(conn, "checkpoint", {"block": 8})
+        assert await get_state(conn, "checkpoint") == {"block": 8}
+        with pytest.raises(RuntimeError, match="was edited"):
+            await migrate(conn, db.service, [PROJECTION_SQL + " -- changed"])
+
+
+async def test_a_batch_projection_sees_the_accepted_events_in_order(db: Db) -> None:
+    seen: list[tuple[str, list[str]]] = []
+
+    async def record(conn: asyncpg.Connection, accepted: list[tuple[Event, list[Event]]]) -> None:
+        seen.extend((e.id, [d.causation_id or "" for d in derived]) for e, derived in accepted)
+        await project_batch(conn, accepted)
+
+    processor = Processor(db.service, CountingCore(), project_batch=record)
+    values = [listing("p", "hk1"), listing("q", "hk2"), listing("p", "hk1"), listing("s", "hk1")]
+    async with db.pool.acquire() as conn:
+        await processor.process(conn, batch(*(encode_obj(v) for v in values)))
+        assert seen == [("p", ["p"]), ("q", ["q"]), ("s", ["s"])]
+        assert dict(await conn.fetch("SELECT hotkey, n FROM listing_counts")) == {"hk1": 2, "hk2": 1}
