@@ -49,7 +49,7 @@ def replay_file(input_path: Path, output_path: Path, *, progress: bool = True) -
 
 
 def replay(
-    input: Path = typer.Option(..., "--input", help="input log, JSON lines, in file order"),  # noqa: A002
+    input: Path = typer.Option(..., "--input", help="input log, JSON lines, in file order"),
     output: Path = typer.Option(..., "--output", help="where to write every derived event, JSON lines"),
     summary: bool = typer.Option(True, help="print a JSON summary to stderr at the end"),
 ) -> None:

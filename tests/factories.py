@@ -12,7 +12,7 @@ from schemas.topics import ROUTES, key_for
 _ids = itertools.count(1)
 
 
-def envelope(type_: str, time: str, data: dict[str, Any], id: str | None = None) -> dict[str, Any]:  # noqa: A002
+def envelope(type_: str, time: str, data: dict[str, Any], id: str | None = None) -> dict[str, Any]:
     return {
         "id": id or f"{type_}-{next(_ids)}",
         "type": type_,
@@ -25,7 +25,7 @@ def envelope(type_: str, time: str, data: dict[str, Any], id: str | None = None)
     }
 
 
-def ev(type_: str, time: str, data: dict[str, Any], id: str | None = None) -> Event:  # noqa: A002
+def ev(type_: str, time: str, data: dict[str, Any], id: str | None = None) -> Event:
     return decode_obj(envelope(type_, time, data, id))
 
 

@@ -86,6 +86,9 @@ class BillingCore:
         self.live_rentals: set[str] = set()  # rentals that may still overlap an open day
         self.last_hash = GENESIS_HASH
         self.statements: dict[date, DayClosed] = {}
+        # The ledger entries of the days closed by the latest `epoch.closed` handled (for the shell to store);
+        # replaced at each `epoch.closed`, so memory does not grow with history.
+        self.closed_entries: dict[date, tuple[Entry, ...]] = {}
 
     # -- the fold -------------------------------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class BillingCore:
         self.epochs.add((d.netuid, d.epoch))
         self.prices.add(d.closed_at, frac(d.tao_usd), frac(d.alpha_tao))
         out: list[Event] = []
+        self.closed_entries = {}
         grace = timedelta(seconds=self.params.day_close_grace_seconds)
         assert self.next_day is not None
         while d.closed_at >= day_start(self.next_day) + ONE_DAY + grace:
@@ -253,6 +257,7 @@ class BillingCore:
             ))
 
         self.last_hash = day_hash(self.last_hash, entries)
+        self.closed_entries[day] = tuple(entries)
         statement = DayClosed(
             billing_day=iso,
             prices=DayPrices(tao_usd=fmt_decimal(tao_usd), alpha_tao=fmt_decimal(alpha_tao)),
