@@ -4,7 +4,11 @@ Decisions where the spec is open (also in the README):
 - "The first accepted event in the log" is the first event billing itself accepts (the events it reads), so
   the live service and `sn51 replay` count days from the same place.
 - Refusals: `unknown_executor` for any rental.* (started, stopped, incident) of an executor never listed;
-  `duplicate_epoch` then `bad_prices` on epoch.closed, as scoring does; `bad_params`.
+  `duplicate_epoch` then `bad_prices` on epoch.closed, as scoring does; `bad_params` (`services/admission.py`).
+- Order: billing handles an epoch's `epoch.scored` right before its `epoch.closed`, as the replay does. Live, the
+  two come from different topics in either order, so (with `await_scores`, the default) an `epoch.closed`
+  waits for its split and the inputs after it wait with it; a split that comes first waits for its epoch.
+  Refusals are still decided on arrival. The statements are then the replay's, whatever the interleaving.
 - An open rental (no stop yet) is charged to the end of the day being closed.
 - A `collateral.slashed` counts on the day of its event time (the oldest open day if that one is closed),
   for the hotkey of its executor's latest listing; one for an executor never listed is shown on no statement.
@@ -21,7 +25,6 @@ from datetime import date, timedelta
 from fractions import Fraction
 from typing import ClassVar
 
-from schemas.codec import Refused
 from schemas.envelope import Event, derive
 from schemas.events import (
     CollateralLog,
@@ -37,6 +40,7 @@ from schemas.events import (
 )
 from schemas.topics import READS
 from schemas.values import day_of, day_start, fmt_decimal, frac
+from services.admission import Admission
 from services.billing.fees import ONE_DAY, charge_usd_micros, days_touched, provider_part
 from services.billing.ledger import GENESIS_HASH, Entry, day_hash, provider
 from services.billing.prices import PriceBook
@@ -71,12 +75,16 @@ class BillingCore:
     service: ClassVar[str] = "billing"
     reads: ClassVar[frozenset[str]] = READS["billing"]
 
-    def __init__(self) -> None:
+    def __init__(self, *, await_scores: bool = True) -> None:
+        self.await_scores = await_scores
+        self.admission = Admission()
+        self.blocked: tuple[tuple[int, int], Event] | None = None  # an epoch.closed waiting for its split
+        self.queue: list[Event] = []  # admitted inputs after it, in order
+        self.early_scores: dict[tuple[int, int], Event] = {}  # splits that came before their epoch.closed
         self.params = Params()
         self.book = RentalBook()
         self.first_day: date | None = None
         self.next_day: date | None = None  # the oldest open day
-        self.epochs: set[tuple[int, int]] = set()
         self.prices = PriceBook()
         self.coldkeys: dict[str, str] = {}  # hotkey -> coldkey of its latest listing
         self.open: dict[date, OpenDay] = {}
@@ -93,18 +101,47 @@ class BillingCore:
     # -- the fold -------------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Event]:
+        self.admission.admit(event)  # refusals: raises, and then nothing has changed
+        if not self.await_scores:
+            return self._process(event)
         d = event.data
-        self.book.check(event)
-        update: tuple[Params, dict[str, Fraction]] | None = None
+        if isinstance(d, EpochScored):
+            key = (d.netuid, d.epoch)
+            if self.blocked is None or self.blocked[0] != key:
+                self.early_scores[key] = event  # its epoch.closed has not been reached in the input yet
+                return []
+            closed, queued = self.blocked[1], self.queue
+            self.blocked, self.queue = None, []
+            out = self._process(event) + self._process(closed)
+            for i, waiting in enumerate(queued):
+                if self.blocked is not None:
+                    self.queue.extend(queued[i:])
+                    break
+                out += self._dispatch(waiting)
+            return out
+        if self.blocked is not None:
+            self.queue.append(event)
+            return []
+        return self._dispatch(event)
+
+    def _dispatch(self, event: Event) -> list[Event]:
+        """An admitted input event, in input order: an epoch.closed waits for its split (`epoch.scored`), which
+        billing handles right before it, as the replay does; the inputs after it wait with it."""
+        d = event.data
         if isinstance(d, EpochClosed):
-            self._check_epoch(d)
-        elif isinstance(d, ParamsUpdated):
-            update = apply_update(self.params, d)
-        # Accepted from here on: nothing above changed any state.
+            scored = self.early_scores.pop((d.netuid, d.epoch), None)
+            if scored is None:
+                self.blocked = ((d.netuid, d.epoch), event)
+                return []
+            return self._process(scored) + self._process(event)
+        return self._process(event)
+
+    def _process(self, event: Event) -> list[Event]:
+        d = event.data
         if self.first_day is None:
             self.first_day = self.next_day = day_of(event.time)
-        if update is not None:
-            self.params = update[0]
+        if isinstance(d, ParamsUpdated):
+            self.params = apply_update(self.params, d)[0]
             return []
         if isinstance(d, EpochClosed):
             return self._epoch_closed(event, d)
@@ -123,15 +160,7 @@ class BillingCore:
 
     # -- epochs and days ------------------------------------------------------------------------------------
 
-    def _check_epoch(self, d: EpochClosed) -> None:
-        if (d.netuid, d.epoch) in self.epochs:
-            raise Refused("duplicate_epoch", f"epoch {d.epoch} of netuid {d.netuid} was already closed")
-        if frac(d.tao_usd) <= 0 or frac(d.alpha_tao) <= 0 or d.miner_emission_rao < 0:
-            raise Refused("bad_prices", f"tao_usd {d.tao_usd}, alpha_tao {d.alpha_tao}, "
-                                        f"miner_emission_rao {d.miner_emission_rao}")
-
     def _epoch_closed(self, event: Event, d: EpochClosed) -> list[Event]:
-        self.epochs.add((d.netuid, d.epoch))
         self.prices.add(d.closed_at, frac(d.tao_usd), frac(d.alpha_tao))
         out: list[Event] = []
         self.closed_entries = {}

@@ -42,7 +42,7 @@ def row(day: DayClosed, hotkey: str) -> ProviderStatement:
 
 
 def test_rental_across_midnight_is_charged_per_day_at_the_day_prices() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     out = run(
         core,
         listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
@@ -63,7 +63,7 @@ def test_rental_across_midnight_is_charged_per_day_at_the_day_prices() -> None:
 
 
 def test_late_stop_books_an_adjustment_and_a_negative_rest_carries() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     out = run(
         core,
         listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
@@ -86,7 +86,7 @@ def test_late_stop_books_an_adjustment_and_a_negative_rest_carries() -> None:
 
 
 def test_incident_forfeits_the_executor_day_and_a_late_incident_is_an_adjustment() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     out = run(
         core,
         listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
@@ -118,7 +118,7 @@ def test_incident_forfeits_the_executor_day_and_a_late_incident_is_an_adjustment
 
 
 def test_negative_usd_floors_toward_minus_infinity() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     out = run(
         core,
         listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
@@ -134,7 +134,7 @@ def test_negative_usd_floors_toward_minus_infinity() -> None:
 
 
 def test_negative_usd_rounds_down_in_alpha() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     run(core, listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
         started("r1", "ex1", "2026-11-01T23:00:00Z", price="0.01"),  # 1 h × 0.01 = 10,000 µUSD → 9,000
         epoch(1, "2026-11-02T02:00:00Z", tao_usd="3", alpha_tao="0.07"))
@@ -148,7 +148,7 @@ def test_negative_usd_rounds_down_in_alpha() -> None:
 
 
 def test_rate_in_force_when_the_day_closes() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     out = run(core, listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
               started("r1", "ex1", "2026-11-01T23:00:00Z", price="1"),
               params("2026-11-02T01:00:00Z", rental_fees_rate="0.5"),
@@ -157,7 +157,7 @@ def test_rate_in_force_when_the_day_closes() -> None:
 
 
 def test_stop_before_start_is_held_and_applied() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     out = run(core, listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
               stopped("r1", "ex1", "2026-11-01T10:00:00Z"),
               started("r1", "ex1", "2026-11-01T11:00:00Z", at="2026-11-01T09:00:00Z", price="1"),
@@ -167,7 +167,7 @@ def test_stop_before_start_is_held_and_applied() -> None:
 
 
 def test_refusals_change_nothing() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     run(core, listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"), epoch(1, "2026-11-01T01:00:00Z"))
     for bad, code in [
         (started("r9", "nope", "2026-11-01T02:00:00Z"), "unknown_executor"),
@@ -181,11 +181,11 @@ def test_refusals_change_nothing() -> None:
             core.handle(bad)
         assert info.value.code == code
     assert core.next_day is not None and core.next_day.isoformat() == "2026-11-01"
-    assert core.epochs == {(51, 1)}
+    assert core.admission.epochs == {(51, 1)}
 
 
 def test_ledger_balances_and_payable_never_negative() -> None:
-    core = BillingCore()
+    core = BillingCore(await_scores=False)
     out = run(
         core,
         listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),

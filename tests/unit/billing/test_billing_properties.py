@@ -44,9 +44,9 @@ def test_a_late_stop_ends_up_paying_what_a_timely_one_pays(rental: tuple[int, in
     start, duration, price, gpus = rental
     head = [listed("ex1", "hk1", "ck1", t(0), count=gpus), started("r1", "ex1", t(start), price=price)]
     stop = stopped("r1", "ex1", t(start + duration))
-    timely = BillingCore()
+    timely = BillingCore(await_scores=False)
     out_timely = [d for e in [*head, stop, *epochs(9)] for d in timely.handle(e)]
-    late = BillingCore()
+    late = BillingCore(await_scores=False)
     out_late = [d for e in [*head, *epochs(7), stop, *epochs(9)[7:]] for d in late.handle(e)]
     assert total_usd(out_timely) == total_usd(out_late)
 
@@ -59,9 +59,8 @@ def test_closed_days_never_change_and_ledger_balances(
     start, duration, price, gpus = rental
     log = [listed("ex1", "hk1", "ck1", t(0), count=gpus), started("r1", "ex1", t(start), price=price)]
     ep = epochs(9)
-    log += ep[:deliver_after] + [incident("r1", "ex1", t(max(incident_at, 1)), at=t(incident_at)),
-                                 stopped("r1", "ex1", t(start + duration))] + ep[deliver_after:]
-    core = BillingCore()
+    log += [*ep[:deliver_after], incident("r1", "ex1", t(max(incident_at, 1)), at=t(incident_at)), stopped("r1", "ex1", t(start + duration)), *ep[deliver_after:]]
+    core = BillingCore(await_scores=False)
     seen: dict[str, str] = {}
     entries = []
     for e in log:
