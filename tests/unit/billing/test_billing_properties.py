@@ -59,7 +59,9 @@ def test_closed_days_never_change_and_ledger_balances(
     start, duration, price, gpus = rental
     log = [listed("ex1", "hk1", "ck1", t(0), count=gpus), started("r1", "ex1", t(start), price=price)]
     ep = epochs(9)
-    log += [*ep[:deliver_after], incident("r1", "ex1", t(max(incident_at, 1)), at=t(incident_at)), stopped("r1", "ex1", t(start + duration)), *ep[deliver_after:]]
+    late = [incident("r1", "ex1", t(max(incident_at, 1)), at=t(incident_at)),
+            stopped("r1", "ex1", t(start + duration))]
+    log += [*ep[:deliver_after], *late, *ep[deliver_after:]]
     core = BillingCore(await_scores=False)
     seen: dict[str, str] = {}
     entries = []
