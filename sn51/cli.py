@@ -6,7 +6,10 @@ import importlib
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Lium (SN51) billing and settlement.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+    help="Lium (SN51) billing and settlement.",
+)
 
 COMMAND_MODULES = (
     "sn51.infra",
@@ -14,6 +17,9 @@ COMMAND_MODULES = (
     "sn51.replay",
     "sn51.audit.cli",
     "sn51.service",
+    "sn51.payouts",
+    "sn51.demo",
+    "sn51.status",
 )
 
 

@@ -4,6 +4,7 @@ Everything it starts keeps its state (pid files, logs, data) under one folder, `
 (or `SN51_STATE_DIR`).
 """
 
+from sn51.localinfra.procs import log_file, state_dir
 from sn51.localinfra.stack import (
     SERVICES,
     Endpoints,
@@ -26,6 +27,8 @@ __all__ = [
     "infra_status",
     "infra_up",
     "local_endpoints",
+    "log_file",
     "services_down",
     "services_up",
+    "state_dir",
 ]

@@ -45,7 +45,7 @@ def kafka_answers(port: int, host: str = HOST, timeout: float = 1.0) -> bool:
     if header is None:
         return False
     _size, correlation_id, error_code = struct.unpack(">iih", header)
-    return correlation_id == 7 and error_code == 0
+    return bool(correlation_id == 7 and error_code == 0)
 
 
 def _read_exact(sock: socket.socket, n: int) -> bytes | None:

