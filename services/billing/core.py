@@ -94,14 +94,15 @@ class BillingCore:
         self.live_rentals: set[str] = set()  # rentals that may still overlap an open day
         self.last_hash = GENESIS_HASH
         self.statements: dict[date, DayClosed] = {}
-        # The ledger entries of the days closed by the latest `epoch.closed` handled (for the shell to store);
-        # replaced at each `epoch.closed`, so memory does not grow with history.
+        # The ledger entries of the days closed by the latest `handle` call (for the shell to store with the
+        # day.closed events it returned); emptied at each call, so memory does not grow with history.
         self.closed_entries: dict[date, tuple[Entry, ...]] = {}
 
     # -- the fold -------------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Event]:
         self.admission.admit(event)  # refusals: raises, and then nothing has changed
+        self.closed_entries = {}
         if not self.await_scores:
             return self._process(event)
         d = event.data
@@ -163,7 +164,6 @@ class BillingCore:
     def _epoch_closed(self, event: Event, d: EpochClosed) -> list[Event]:
         self.prices.add(d.closed_at, frac(d.tao_usd), frac(d.alpha_tao))
         out: list[Event] = []
-        self.closed_entries = {}
         grace = timedelta(seconds=self.params.day_close_grace_seconds)
         assert self.next_day is not None
         while d.closed_at >= day_start(self.next_day) + ONE_DAY + grace:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.runtime import metrics as _metrics  # noqa: F401  (registers the runtime's metrics)
+from services.runtime import metrics as _metrics  # registers the runtime's metrics
 
 
 def pool_of(request: Request) -> asyncpg.Pool:
@@ -46,7 +46,14 @@ def create_app(service: str, router: APIRouter | None = None, pool: asyncpg.Pool
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        pool_: asyncpg.Pool | None = request.app.state.pool
+        if pool_ is not None:  # gauges read from the service's tables (payouts by state, watcher block, ...)
+            try:
+                async with pool_.acquire(timeout=2) as conn:
+                    await _metrics.refresh(conn, service)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                pass  # the scrape still answers with what the process counted
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if router is not None:

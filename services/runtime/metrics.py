@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 PROCESSED = Counter("sn51_events_processed", "Events accepted and folded by the core", ["service", "type"])
@@ -21,3 +23,49 @@ BATCH_SECONDS = Histogram(
 )
 OUTBOX_BACKLOG = Gauge("sn51_outbox_backlog", "Outbox rows not yet published", ["service"])
 REBUILT = Gauge("sn51_rebuilt_events", "Inbox events re-folded into the core at start-up", ["service"])
+
+# Issue 7 (operations): read from the service's own tables when /metrics is scraped (`refresh`), so they are
+# right whichever process or task changed the rows; the watcher's chain head is set by the watcher itself.
+PAYOUTS = Gauge("sn51_payouts", "Payouts by state (settlement's payout table)", ["service", "state"])
+PAYOUTS_RAO = Gauge("sn51_payouts_rao", "Alpha rao of the payouts by state", ["service", "state"])
+WATCHER_BLOCK = Gauge("sn51_watcher_block", "Last block the collateral watcher has read (its checkpoint)",
+                      ["service"])
+WATCHER_HEAD = Gauge("sn51_watcher_head_block", "Chain head the collateral watcher last saw", ["service"])
+WATCHER_LAG = Gauge("sn51_watcher_lag_blocks", "Blocks between the chain head and the watcher's checkpoint",
+                    ["service"])
+LAST_EVENT_AGE = Gauge("sn51_last_processed_age_seconds",
+                       "Seconds since the service last stored an event in its inbox", ["service"])
+PAYOUT_STATES = ("planned", "submitting", "confirmed", "held", "failed")
+
+
+async def refresh(conn: Any, service: str) -> None:
+    """Update the gauges read from the service's tables (its schema is the connection's search_path)."""
+    backlog = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    OUTBOX_BACKLOG.labels(service).set(int(backlog or 0))
+    age = await conn.fetchval("SELECT extract(epoch FROM now() - max(processed_at)) FROM inbox")
+    if age is not None:
+        LAST_EVENT_AGE.labels(service).set(float(age))
+    if await conn.fetchval("SELECT to_regclass('payout') IS NOT NULL"):
+        rows = {r["state"]: r for r in await conn.fetch(
+            "SELECT state, count(*) AS n, coalesce(sum(amount_rao), 0) AS rao FROM payout GROUP BY state")}
+        for state in sorted(set(PAYOUT_STATES) | set(rows)):
+            row = rows.get(state)
+            PAYOUTS.labels(service, state).set(int(row["n"]) if row else 0)
+            PAYOUTS_RAO.labels(service, state).set(int(row["rao"]) if row else 0)
+    checkpoint = await conn.fetchval(
+        "SELECT (value ->> 'block_number')::bigint FROM service_state WHERE value ? 'block_hash' "
+        "AND value ? 'block_number' ORDER BY updated_at DESC LIMIT 1")
+    if checkpoint is not None:
+        WATCHER_BLOCK.labels(service).set(int(checkpoint))
+        head = _heads.get(service)
+        if head is not None:
+            WATCHER_LAG.labels(service).set(max(head - int(checkpoint), 0))
+
+
+_heads: dict[str, int] = {}
+
+
+def watcher_saw_head(service: str, head: int) -> None:
+    """Called by the collateral watcher with each chain head it reads."""
+    _heads[service] = head
+    WATCHER_HEAD.labels(service).set(head)

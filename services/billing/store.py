@@ -1,0 +1,195 @@
+"""Billing's read model in PostgreSQL: the double-entry ledger, the daily statements, the earnings.
+
+Written by `project` inside the processing transaction of the event that caused it (the inbox row commits
+with it or not at all), so the tables are always exactly the fold of the inbox:
+- each derived `earnings.accrued` → one `earning` row (its event id is the key);
+- each derived `day.closed` → one `day_statement` row, one `provider_day` row per provider of the
+  statement, and that day's ledger entries (`BillingCore.closed_entries`), numbered in the canonical order
+  the ledger hash is computed over (`services.billing.ledger.sort_key`).
+
+What the constraints make impossible:
+- an unbalanced posting: every row is one movement with a debit and a credit account (different ones) and a
+  positive amount in one unit, so Σ debits = Σ credits per unit by construction (`trial_balance` shows it);
+- a double-counted entry: the cause key (kind, cause_id, executor_id, debit, credit, unit, day, part) is
+  UNIQUE. `part` numbers entries that share every other field, which happens only when one late event
+  corrects several closed days of one rental (one adjustment per corrected day, all booked on the same open
+  day): then they are 0, 1, 2 ... in canonical order;
+- a day stored twice or a forked hash chain: `day_statement` is keyed by the day and `previous_hash` is
+  UNIQUE (each hash has at most one successor);
+- a negative payable: `provider_day` CHECKs payable_rao >= 0 and carried_rao <= 0, never both non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+
+import asyncpg
+
+from schemas.envelope import Event
+from schemas.events import DayClosed, EarningsAccrued
+from services.billing.ledger import GENESIS_HASH, Entry, sort_key
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE day_statement (
+        billing_day   date PRIMARY KEY,
+        event_id      text NOT NULL UNIQUE,              -- the day.closed event
+        closed_by     text NOT NULL,                     -- the epoch.closed that closed the day
+        tao_usd       text NOT NULL,                     -- decimal strings, as in the statement
+        alpha_tao     text NOT NULL,
+        ledger_hash   text NOT NULL UNIQUE CHECK (ledger_hash ~ '^[0-9a-f]{64}$'),
+        previous_hash text NOT NULL UNIQUE CHECK (previous_hash ~ '^[0-9a-f]{64}$'),
+        entry_count   integer NOT NULL CHECK (entry_count >= 0),
+        statement     jsonb NOT NULL,                    -- the day.closed data as published
+        closed_at     timestamptz NOT NULL               -- event time of the day.closed
+    );
+
+    CREATE TABLE provider_day (
+        billing_day            date NOT NULL REFERENCES day_statement (billing_day),
+        hotkey                 text NOT NULL,
+        coldkey                text NOT NULL,
+        emission_rao           bigint NOT NULL CHECK (emission_rao >= 0),
+        rental_fee_usd_micros  bigint NOT NULL CHECK (rental_fee_usd_micros >= 0),
+        forfeited_rao          bigint NOT NULL CHECK (forfeited_rao >= 0),
+        forfeited_usd_micros   bigint NOT NULL CHECK (forfeited_usd_micros >= 0),
+        adjustment_rao         bigint NOT NULL,
+        adjustment_usd_micros  bigint NOT NULL,
+        payable_rao            bigint NOT NULL,
+        carried_rao            bigint NOT NULL,
+        slashed_wei            numeric(78, 0) NOT NULL CHECK (slashed_wei >= 0),
+        PRIMARY KEY (billing_day, hotkey),
+        CHECK (payable_rao >= 0 AND carried_rao <= 0),
+        CHECK (payable_rao = 0 OR carried_rao = 0),
+        CHECK (forfeited_rao <= emission_rao AND forfeited_usd_micros <= rental_fee_usd_micros)
+    );
+    CREATE INDEX provider_day_hotkey ON provider_day (hotkey, billing_day);
+
+    CREATE TABLE ledger_entry (
+        day          date NOT NULL REFERENCES day_statement (billing_day),
+        seq          integer NOT NULL CHECK (seq >= 0),  -- position in the day's canonical (hashed) order
+        debit        text NOT NULL,
+        credit       text NOT NULL,
+        amount       bigint NOT NULL CHECK (amount > 0),
+        unit         text NOT NULL CHECK (unit IN ('rao', 'usd_micros')),
+        kind         text NOT NULL,
+        cause_id     text NOT NULL,
+        executor_id  text NOT NULL DEFAULT '',
+        part         smallint NOT NULL DEFAULT 0 CHECK (part >= 0),
+        PRIMARY KEY (day, seq),
+        CHECK (debit <> credit),
+        CONSTRAINT ledger_entry_cause UNIQUE (kind, cause_id, executor_id, debit, credit, unit, day, part)
+    );
+    CREATE INDEX ledger_entry_debit ON ledger_entry (debit, day);
+    CREATE INDEX ledger_entry_credit ON ledger_entry (credit, day);
+
+    CREATE TABLE earning (
+        event_id           text PRIMARY KEY,               -- the earnings.accrued event
+        causation_id       text NOT NULL,
+        event_time         timestamptz NOT NULL,
+        hotkey             text NOT NULL,
+        executor_id        text NOT NULL,
+        billing_day        date NOT NULL,
+        kind               text NOT NULL CHECK (kind IN ('emission', 'rental_fee', 'adjustment')),
+        amount_rao         bigint,
+        amount_usd_micros  bigint,
+        cause_id           text NOT NULL,
+        CHECK ((amount_rao IS NULL) <> (amount_usd_micros IS NULL))
+    );
+    CREATE INDEX earning_hotkey ON earning (hotkey, billing_day);
+
+    -- Net balance per account and unit: credits minus debits.
+    CREATE VIEW account_balance AS
+    SELECT account, unit, sum(credited) AS credits, sum(debited) AS debits, sum(credited) - sum(debited) AS balance
+    FROM (
+        SELECT credit AS account, unit, amount AS credited, 0::bigint AS debited FROM ledger_entry
+        UNION ALL
+        SELECT debit AS account, unit, 0::bigint, amount FROM ledger_entry
+    ) AS legs
+    GROUP BY account, unit;
+
+    -- The trial balance per unit: Σ debits = Σ credits and the account balances net to zero.
+    CREATE VIEW trial_balance AS
+    SELECT unit, sum(debits) AS total_debits, sum(credits) AS total_credits, sum(balance) AS net,
+           sum(debits) = sum(credits) AND sum(balance) = 0 AS balanced
+    FROM account_balance
+    GROUP BY unit;
+    """,
+)
+
+
+def numbered(entries: Sequence[Entry]) -> list[tuple[int, int, Entry]]:
+    """(seq, part, entry) in canonical order: seq is the position, part the ordinal among entries that share
+    the cause key."""
+    out: list[tuple[int, int, Entry]] = []
+    parts: dict[tuple[str, str, str, str, str, str, str], int] = {}
+    for seq, e in enumerate(sorted(entries, key=sort_key)):
+        key = (e.kind, e.cause_id, e.executor_id, e.debit, e.credit, e.unit, e.day)
+        part = parts.get(key, 0)
+        parts[key] = part + 1
+        out.append((seq, part, e))
+    return out
+
+
+EARNING_COLUMNS = ("event_id", "causation_id", "event_time", "hotkey", "executor_id", "billing_day", "kind",
+                   "amount_rao", "amount_usd_micros", "cause_id")
+
+
+async def store_earnings(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    rows = []
+    for e in events:
+        d = e.data
+        assert isinstance(d, EarningsAccrued)
+        rows.append((e.id, e.causation_id or "", e.time, d.hotkey, d.executor_id, date.fromisoformat(d.billing_day),
+                     d.kind, d.amount_rao, d.amount_usd_micros, d.cause_id))
+    if rows:
+        await conn.copy_records_to_table("earning", records=rows, columns=EARNING_COLUMNS)
+
+
+async def store_day(conn: asyncpg.Connection, event: Event, previous_hash: str, entries: Sequence[Entry]) -> None:
+    """One closed day: its statement, its provider rows and its ledger entries."""
+    d = event.data
+    assert isinstance(d, DayClosed)
+    day = date.fromisoformat(d.billing_day)
+    await conn.execute(
+        """INSERT INTO day_statement (billing_day, event_id, closed_by, tao_usd, alpha_tao, ledger_hash,
+                                      previous_hash, entry_count, statement, closed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)""",
+        day, event.id, event.causation_id or "", d.prices.tao_usd, d.prices.alpha_tao, d.ledger_hash,
+        previous_hash, len(entries), json.dumps(d.model_dump(mode="json")), event.time,
+    )
+    if d.providers:
+        await conn.executemany(
+            """INSERT INTO provider_day (billing_day, hotkey, coldkey, emission_rao, rental_fee_usd_micros,
+                                         forfeited_rao, forfeited_usd_micros, adjustment_rao,
+                                         adjustment_usd_micros, payable_rao, carried_rao, slashed_wei)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+            [(day, p.hotkey, p.coldkey, p.emission_rao, p.rental_fee_usd_micros, p.forfeited_rao,
+              p.forfeited_usd_micros, p.adjustment_rao, p.adjustment_usd_micros, p.payable_rao, p.carried_rao,
+              p.slashed_wei) for p in d.providers],
+        )
+    if entries:
+        await conn.copy_records_to_table(
+            "ledger_entry",
+            records=[(date.fromisoformat(e.day), seq, e.debit, e.credit, e.amount, e.unit, e.kind, e.cause_id,
+                      e.executor_id, part) for seq, part, e in numbered(entries)],
+            columns=["day", "seq", "debit", "credit", "amount", "unit", "kind", "cause_id", "executor_id",
+                     "part"],
+        )
+
+
+async def last_hash(conn: asyncpg.Connection) -> str:
+    value = await conn.fetchval("SELECT ledger_hash FROM day_statement ORDER BY billing_day DESC LIMIT 1")
+    return GENESIS_HASH if value is None else str(value)
+
+
+async def stored_entries(conn: asyncpg.Connection, day: date) -> list[Entry]:
+    """A closed day's ledger entries as stored, in canonical order (what its ledger hash covers)."""
+    rows = await conn.fetch(
+        """SELECT day, debit, credit, amount, unit, kind, cause_id, executor_id FROM ledger_entry
+           WHERE day = $1 ORDER BY seq""",
+        day,
+    )
+    return [Entry(r["day"].isoformat(), r["debit"], r["credit"], r["amount"], r["unit"], r["kind"], r["cause_id"],
+                  r["executor_id"]) for r in rows]

@@ -1,0 +1,301 @@
+"""What the billing integration tests share: a simulated log as billing sees it, the offline reference, the
+database read-back, and waiting for the service.
+
+The log: `sn51 simulate`'s generator (with its delivery faults), every input line followed by what the scoring
+core derives from it offline (`epoch.scored` and the rest), in the order `sn51 replay` feeds billing.
+The reference: a fresh `BillingCore` folded over a sequence of those records exactly as the service's
+processor does (undecodable and unread types skipped, duplicates by id skipped, refusals change nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.codec import Refused, content_hash, decode, encode
+from schemas.envelope import Event
+from schemas.events import EVENT_MODELS, DayClosed
+from schemas.topics import INPUT, ROUTES
+from services.billing.core import BillingCore
+from services.billing.ledger import GENESIS_HASH, Entry, day_hash, sort_key
+from services.billing.store import stored_entries
+from services.pipeline import Pipeline
+from services.runtime.kafka import new_producer
+from services.scoring.core import ScoringCore
+from sn51.sim import Faults, lines
+
+DEADLINE_S = 50.0
+FAULTS = Faults(duplicates=0.01, out_of_order=0.05, malformed=0.005)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str  # without the test's prefix
+    key: str | None
+    value: bytes
+
+
+def simulated_log(seed: int, providers: int, days: float, *, faults: Faults = FAULTS,
+                  benchmark_interval_minutes: float = 240) -> list[Record]:
+    """Input lines on the input topic, each followed by what scoring derives from it, on scoring's topic."""
+    scoring = Pipeline([ScoringCore()])
+    out: list[Record] = []
+    for line in lines(seed, providers, days, faults=faults, benchmark_interval_minutes=benchmark_interval_minutes):
+        out.append(Record(INPUT, line.key, line.text.encode()))
+        try:
+            derived = scoring.feed(decode(line.text), line.text)
+        except Refused:
+            continue
+        out.extend(Record(ROUTES[e.type].topic, e.key, encode(e)) for e in derived)
+    return out
+
+
+def doubled_and_shuffled(records: Sequence[Record], seed: int) -> list[Record]:
+    """Every record delivered twice: the first deliveries in log order, each second delivery at a random later
+    place among the deliveries with the same key, the pending repeats of a key in random order."""
+    rng = random.Random(seed)
+    pending: dict[str | None, list[Record]] = defaultdict(list)
+    out: list[Record] = []
+    for r in records:
+        out.append(r)
+        waiting = pending[r.key]
+        waiting.append(r)
+        if rng.random() < 0.3:
+            rng.shuffle(waiting)
+            n = rng.randint(1, len(waiting))
+            out.extend(waiting[:n])
+            del waiting[:n]
+    for key in sorted(pending, key=str):
+        rest = pending[key]
+        rng.shuffle(rest)
+        out.extend(rest)
+    return out
+
+
+@dataclass
+class Reference:
+    """What billing gives for a sequence of messages, folded offline."""
+
+    core: BillingCore = field(default_factory=BillingCore)
+    accepted: list[str] = field(default_factory=list)
+    derived: list[Event] = field(default_factory=list)
+    entries: dict[date, tuple[Entry, ...]] = field(default_factory=dict)
+    dead_letters: list[str] = field(default_factory=list)  # refusal codes, in order
+
+    @property
+    def statements(self) -> list[DayClosed]:
+        return [self.core.statements[d] for d in sorted(self.core.statements)]
+
+    def of_type(self, type_: str) -> list[Event]:
+        return [e for e in self.derived if e.type == type_]
+
+
+def _peek_type(value: bytes) -> str | None:
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return None
+    type_ = obj.get("type") if isinstance(obj, dict) else None
+    return type_ if isinstance(type_, str) else None
+
+
+def reference(values: Iterable[bytes]) -> Reference:
+    ref = Reference()
+    seen: dict[str, str] = {}
+    for value in values:
+        try:
+            event = decode(value)
+        except Refused as refused:
+            type_ = _peek_type(value)
+            if not (type_ in EVENT_MODELS and type_ not in ref.core.reads):
+                ref.dead_letters.append(refused.code)
+            continue
+        if event.type not in ref.core.reads:
+            continue
+        digest = content_hash(value)
+        if event.id in seen:
+            if seen[event.id] != digest:
+                ref.dead_letters.append("id_conflict")
+            continue
+        try:
+            derived = ref.core.handle(event)
+        except Refused as refused:
+            ref.dead_letters.append(refused.code)
+            continue
+        seen[event.id] = digest
+        ref.accepted.append(event.id)
+        ref.derived.extend(derived)
+        if any(e.type == "day.closed" for e in derived):
+            ref.entries.update(ref.core.closed_entries)
+    return ref
+
+
+async def publish(bootstrap: str, prefix: str, records: Sequence[Record], *, topic: str | None = None) -> None:
+    """Publish in order (to `topic` for all of them, else each to its own topic), waiting for every ack."""
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(prefix + (topic or r.topic), value=r.value,
+                                key=r.key.encode() if r.key is not None else None)
+            for r in records
+        ]
+        for f in futures:
+            await f
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
+    """Every value of a one-partition topic, from the start to its current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        values: list[bytes] = []
+        while True:
+            polled = await consumer.getmany(tp, timeout_ms=300)
+            if not polled:
+                return values
+            values.extend(r.value or b"" for r in polled[tp])
+    finally:
+        await consumer.stop()
+
+
+async def committed(bootstrap: str, group: str, topics: Sequence[str]) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        out = {}
+        for t in topics:
+            offset = await consumer.committed(TopicPartition(t, 0))
+            out[t] = -1 if offset is None else offset
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, deadline: float = DEADLINE_S) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not await check():
+        if loop.time() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def consumed_all(conn: asyncpg.Connection, bootstrap: str, group: str, counts: dict[str, int]) -> bool:
+    """Every published record's offset committed, and nothing left to publish in the outbox."""
+    with contextlib.suppress(Exception):  # the group may be rebalancing; ask again
+        if await committed(bootstrap, group, list(counts)) != counts:
+            return False
+        return bool(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0)
+    return False
+
+
+# -- the database, read back ---------------------------------------------------------------------------------
+
+PROVIDER_FIELDS = ("hotkey", "coldkey", "emission_rao", "rental_fee_usd_micros", "forfeited_rao",
+                   "forfeited_usd_micros", "adjustment_rao", "adjustment_usd_micros", "payable_rao", "carried_rao",
+                   "slashed_wei")
+
+
+async def stored_days(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT billing_day, ledger_hash, previous_hash, tao_usd, alpha_tao, entry_count FROM day_statement "
+        "ORDER BY billing_day"
+    )
+    return [dict(r) for r in rows]
+
+
+def expected_days(ref: Reference) -> list[dict[str, Any]]:
+    out = []
+    previous = GENESIS_HASH
+    for s in ref.statements:
+        day = date.fromisoformat(s.billing_day)
+        out.append({"billing_day": day, "ledger_hash": s.ledger_hash, "previous_hash": previous,
+                    "tao_usd": s.prices.tao_usd, "alpha_tao": s.prices.alpha_tao,
+                    "entry_count": len(ref.entries[day])})
+        previous = s.ledger_hash
+    return out
+
+
+async def stored_provider_days(conn: asyncpg.Connection) -> list[tuple[Any, ...]]:
+    rows = await conn.fetch(f"SELECT billing_day, {', '.join(PROVIDER_FIELDS)} FROM provider_day "
+                            "ORDER BY billing_day, hotkey")
+    return [(r["billing_day"].isoformat(), *(int(v) if f == "slashed_wei" else v
+                                             for f, v in zip(PROVIDER_FIELDS, list(r.values())[1:], strict=True)))
+            for r in rows]
+
+
+def expected_provider_days(ref: Reference) -> list[tuple[Any, ...]]:
+    return [(s.billing_day, *(getattr(p, f) for f in PROVIDER_FIELDS)) for s in ref.statements for p in s.providers]
+
+
+async def stored_ledger(conn: asyncpg.Connection) -> dict[date, list[Entry]]:
+    days = [r["billing_day"] for r in await conn.fetch("SELECT billing_day FROM day_statement ORDER BY 1")]
+    return {d: await stored_entries(conn, d) for d in days}
+
+
+def expected_ledger(ref: Reference) -> dict[date, list[Entry]]:
+    return {d: sorted(es, key=sort_key) for d, es in sorted(ref.entries.items())}
+
+
+def hash_chain(ledger: dict[date, list[Entry]]) -> list[str]:
+    out, previous = [], GENESIS_HASH
+    for day in sorted(ledger):
+        previous = day_hash(previous, ledger[day])
+        out.append(previous)
+    return out
+
+
+async def stored_earnings(conn: asyncpg.Connection) -> set[tuple[Any, ...]]:
+    rows = await conn.fetch("SELECT event_id, hotkey, executor_id, billing_day, kind, amount_rao, "
+                            "amount_usd_micros, cause_id FROM earning")
+    return {(r["event_id"], r["hotkey"], r["executor_id"], r["billing_day"].isoformat(), r["kind"], r["amount_rao"],
+             r["amount_usd_micros"], r["cause_id"]) for r in rows}
+
+
+def expected_earnings(ref: Reference) -> set[tuple[Any, ...]]:
+    out = set()
+    for e in ref.of_type("earnings.accrued"):
+        d: Any = e.data
+        out.add((e.id, d.hotkey, d.executor_id, d.billing_day, d.kind, d.amount_rao, d.amount_usd_micros, d.cause_id))
+    return out
+
+
+async def assert_ledger_equals(conn: asyncpg.Connection, ref: Reference) -> None:
+    """The database's ledger, statements and earnings are the reference's, and hold together."""
+    assert ref.statements, "the log closed no day: nothing to compare"
+    assert await stored_days(conn) == expected_days(ref)
+    assert await stored_provider_days(conn) == expected_provider_days(ref)
+    ledger = await stored_ledger(conn)
+    assert ledger == expected_ledger(ref)
+    assert hash_chain(ledger) == [s.ledger_hash for s in ref.statements]  # the stored rows give the hashes
+    assert await stored_earnings(conn) == expected_earnings(ref)
+    trial = await conn.fetch("SELECT unit, total_debits, total_credits, net, balanced FROM trial_balance")
+    assert {r["unit"] for r in trial} == {"rao", "usd_micros"}
+    assert all(r["balanced"] and r["net"] == 0 and r["total_debits"] == r["total_credits"] for r in trial)
+
+
+def published_statements(values: Iterable[bytes]) -> dict[str, bytes]:
+    """The day.closed events on billing's topic by id; a republished one must be byte-identical."""
+    out: dict[str, bytes] = {}
+    for v in values:
+        e = decode(v)
+        if e.type != "day.closed":
+            continue
+        assert out.setdefault(e.id, v) == v, f"day.closed {e.id} published twice with different content"
+    return out
