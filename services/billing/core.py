@@ -42,7 +42,7 @@ from schemas.topics import READS
 from schemas.values import day_of, day_start, fmt_decimal, frac
 from services.admission import Admission
 from services.billing.fees import ONE_DAY, charge_usd_micros, days_touched, provider_part
-from services.billing.ledger import GENESIS_HASH, Entry, day_hash, provider
+from services.billing.ledger import GENESIS_HASH, PLATFORM, Entry, day_hash, provider
 from services.billing.prices import PriceBook
 from services.params import Params, apply_update
 from services.rentals import Rental, RentalBook, RentalChange
@@ -221,7 +221,7 @@ class BillingCore:
             fee[hk] += part
             for e in (Entry.move(iso, "renter_charges", provider(hk), part, "usd_micros", "rental_fee",
                                  rental.start_event_id, ex),
-                      Entry.move(iso, "renter_charges", "platform", charge - part, "usd_micros",
+                      Entry.move(iso, "renter_charges", PLATFORM, charge - part, "usd_micros",
                                  "platform_fee", rental.start_event_id, ex)):
                 if e is not None:
                     entries.append(e)
@@ -230,7 +230,7 @@ class BillingCore:
                                          usd=part, tag=rental_id))
             if (ex, day) in self.forfeited:
                 f_usd[hk] += part
-                forfeit = Entry.move(iso, provider(hk), "forfeited", part, "usd_micros", "forfeit",
+                forfeit = Entry.move(iso, provider(hk), PLATFORM, part, "usd_micros", "forfeit",
                                      rental.start_event_id, ex)
                 if forfeit is not None:
                     entries.append(forfeit)
@@ -240,7 +240,7 @@ class BillingCore:
             emission[hk] += rao
             if (ex, day) in self.forfeited:
                 f_rao[hk] += rao
-                forfeit = Entry.move(iso, provider(hk), "forfeited", rao, "rao", "forfeit", cause.id, ex)
+                forfeit = Entry.move(iso, provider(hk), PLATFORM, rao, "rao", "forfeit", cause.id, ex)
                 assert forfeit is not None
                 entries.append(forfeit)
             else:
@@ -274,8 +274,8 @@ class BillingCore:
                 self.carried.pop(hk, None)
             if not any(figures):
                 continue
-            for e in (Entry.move(iso, provider(hk), "fx", usd, "usd_micros", "conversion", cause.id),
-                      Entry.move(iso, "fx", provider(hk), usd_rao, "rao", "conversion", cause.id)):
+            for e in (Entry.move(iso, provider(hk), PLATFORM, usd, "usd_micros", "conversion", cause.id),
+                      Entry.move(iso, PLATFORM, provider(hk), usd_rao, "rao", "conversion", cause.id)):
                 if e is not None:
                     entries.append(e)
             providers.append(ProviderStatement(
@@ -367,7 +367,7 @@ class BillingCore:
         iso = day.isoformat()
         if rao:
             book.adjustment_rao[(hk, ex)] += rao
-            entry = Entry.move(iso, "forfeited", provider(hk), rao, "rao", "adjustment", event.id, ex)
+            entry = Entry.move(iso, PLATFORM, provider(hk), rao, "rao", "adjustment", event.id, ex)
         else:
             book.adjustment_usd[(hk, ex)] += usd
             entry = Entry.move(iso, "renter_charges", provider(hk), usd, "usd_micros", "adjustment",

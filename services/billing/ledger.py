@@ -1,9 +1,10 @@
 """The double-entry ledger underneath billing: every entry moves a positive amount of one unit from a debit
-account to a credit account and names the event that caused it.
+account to a credit account and names the event that caused it (its `kind` says why).
 
 Accounts: `emission` (the subnet's miner emission, rao), `burn`, `renter_charges` (renters' debt, micro-USD),
-`provider:<hotkey>`, `platform` (its fee share, sub-rao remainders), `forfeited`, `fx` (the day's USD→alpha
-conversion). A day's entries are hashed in canonical JSON, chained to the previous day's hash.
+`provider:<hotkey>`, and `platform` (SPEC 3.4: its fee share, forfeits and sub-rao remainders stay with it; a
+day's USD → alpha conversion moves a provider's USD to the platform and alpha back). A day's entries are
+hashed in canonical JSON, chained to the previous day's hash.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from schemas.envelope import canonical_json
 
 GENESIS_HASH = "0" * 64
+PLATFORM = "platform"
 
 
 def provider(hotkey: str) -> str:
