@@ -7,6 +7,7 @@ same statements and payouts, which it could not if it saw the first run's events
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -94,6 +96,8 @@ def test_demo_kept_then_status_then_a_clean_second_run(env: dict[str, str]) -> N
     assert "confirmed" in services["settlement"]["milestone"]
     assert services["scoring"]["milestone"].startswith("epoch ")
 
+    audit_then_tamper(env, Path(env["SN51_STATE_DIR"]) / "demo.json")
+
     stopped = sn51(env, "demo", "--stop", timeout=60)
     assert stopped.returncode == 0 and "scoring" in stopped.stdout, stopped.stdout + stopped.stderr
 
@@ -101,6 +105,39 @@ def test_demo_kept_then_status_then_a_clean_second_run(env: dict[str, str]) -> N
     check_demo_output(second)
     assert payout_lines(second.stdout) == payout_lines(first.stdout)
     assert statement_rows(second.stdout) == statement_rows(first.stdout)
+
+
+def audit_then_tamper(env: dict[str, str], record: Path) -> None:
+    """Issue 4: what the live services published verifies; one tampered published figure is named."""
+    url = json.loads(record.read_text())["database_url"]
+    export = record.parent / "audit.jsonl"
+    done = sn51(env, "audit", "export", "--database-url", url, "--output", str(export), timeout=120)
+    assert done.returncode == 0, done.stderr
+    verified = sn51(env, "audit", "verify", "--input", str(export), timeout=120)
+    assert verified.returncode == 0 and "verify: pass" in verified.stdout, verified.stdout + verified.stderr
+
+    async def tamper() -> tuple[str, str]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch("SELECT seq, value FROM billing.outbox WHERE event_type = 'day.closed'")
+            for row in rows:
+                event = json.loads(bytes(row["value"]))
+                providers = event["data"]["providers"]
+                if providers and providers[0]["payable_rao"] > 0:
+                    providers[0]["payable_rao"] -= 1
+                    await conn.execute("UPDATE billing.outbox SET value = $1 WHERE seq = $2",
+                                       json.dumps(event).encode(), row["seq"])
+                    return event["data"]["billing_day"], providers[0]["hotkey"]
+            raise AssertionError("no paid provider-day to tamper with")
+        finally:
+            await conn.close()
+
+    day, hotkey = asyncio.run(tamper())
+    done = sn51(env, "audit", "export", "--database-url", url, "--output", str(export), timeout=120)
+    assert done.returncode == 0, done.stderr
+    verified = sn51(env, "audit", "verify", "--input", str(export), timeout=120)
+    assert verified.returncode == 1, verified.stdout
+    assert f"day {day}, provider {hotkey}: payable_rao published" in verified.stdout, verified.stdout
 
 
 def test_a_payout_run_that_cannot_land_fails_the_demo(env: dict[str, str]) -> None:
