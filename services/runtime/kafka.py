@@ -15,15 +15,39 @@ from collections.abc import Iterable, Mapping
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.codec import encode
 from schemas.envelope import Event
 from schemas.topics import ALL_TOPICS, INPUT
 
 
+class CachedPartitioner:
+    """Kafka's default key → partition choice (murmur2, as every Kafka client computes it), remembered per
+    (key, partitions): aiokafka's murmur2 is pure Python (~20 µs a message) and a service's keys repeat
+    (hotkeys, executors, coldkeys). Keyless messages keep the default's random choice."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._default = DefaultPartitioner()
+        self._cache: dict[tuple[bytes, tuple[int, ...]], int] = {}
+        self._limit = limit
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(self._default(key, all_partitions, available))
+        slot = (key, tuple(all_partitions))
+        found = self._cache.get(slot)
+        if found is None:
+            if len(self._cache) >= self._limit:
+                self._cache.clear()
+            found = self._cache[slot] = int(self._default(key, all_partitions, available))
+        return found
+
+
 def new_producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2, **options
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2,
+        partitioner=CachedPartitioner(), **options,
     )
 
 
