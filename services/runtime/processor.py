@@ -16,6 +16,7 @@ the in-memory core may already hold the batch; at start-up `rebuild` re-folds th
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -134,6 +135,7 @@ class Processor:
         self.topic_prefix = topic_prefix
         self.clock = clock
         self.log = get_logger(service)
+        self._debug = logging.getLogger("sn51").isEnabledFor(logging.DEBUG)
 
     async def process(self, conn: asyncpg.Connection, messages: Sequence[Message]) -> list[Outcome]:
         started = self.clock()
@@ -204,6 +206,9 @@ class Processor:
             if isinstance(o, Accepted):
                 processed[o.event.type] += 1
                 derived.update(e.type for e in o.derived)
+                if self._debug:  # one line per handled event (SN51_LOG_LEVEL=DEBUG), with its id and type
+                    for_event(self.log, o.event).debug(
+                        "event processed", derived=[e.type for e in o.derived], offset=o.message.offset)
             elif isinstance(o, Duplicate):
                 metrics.DUPLICATES.labels(svc, o.event.type).inc()
                 for_event(self.log, o.event).debug("duplicate skipped")
