@@ -15,9 +15,10 @@ import secrets
 import shutil
 import subprocess
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from sn51.localinfra import anvil as evm
@@ -104,6 +105,26 @@ def database_url() -> Iterator[str]:
         if cluster is not None:
             cluster.stop()
 
+
+
+@pytest.fixture
+async def fresh_database_url(database_url: str) -> AsyncIterator[str]:
+    """A new empty database on the server of the session's `database_url`, dropped after the test: for a
+    service that needs its real schema name (e.g. `sn51 service billing` as a subprocess)."""
+    name = f"sn51_test_{secrets.token_hex(5)}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield postgres.with_database(database_url, name)
+    finally:
+        admin = await asyncpg.connect(database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 @pytest.fixture(scope="session")
 def anvil_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

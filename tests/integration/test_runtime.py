@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.codec import decode, encode, encode_obj
 from schemas.topics import DEAD_LETTER, INPUT, SCORING
@@ -27,38 +27,11 @@ from services.runtime.outbox import Message
 from services.runtime.processor import Accepted, DeadLetter, decide, decode_message
 from services.runtime.service import run
 from services.runtime.settings import Settings
+from tests.integration.kit import eventually, read_topic
 from tests.unit.runtime.cores import REFUSED_HOTKEY, CountingCore, listing
 from tests.unit.runtime.cores import spec as counting_spec
 
 pytestmark = pytest.mark.integration
-
-DEADLINE_S = 60.0
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE_S
-    while not await check():
-        if loop.time() > end:
-            pytest.fail(f"gave up waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of a one-partition topic, from the start to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        while True:
-            polled = await consumer.getmany(tp, timeout_ms=300)
-            if not polled:
-                return records
-            records.extend(polled[tp])
-    finally:
-        await consumer.stop()
 
 
 async def committed(bootstrap: str, group: str, topic: str) -> int:

@@ -1,5 +1,5 @@
 """What the billing integration tests share: a simulated log as billing sees it, the offline reference, the
-database read-back, and waiting for the service.
+database read-back, and whether the service has consumed everything.
 
 The log: `sn51 simulate`'s generator (with its delivery faults), every input line followed by what the scoring
 core derives from it offline (`epoch.scored` and the rest), in the order `sn51 replay` feeds billing.
@@ -9,12 +9,11 @@ processor does (undecodable and unread types skipped, duplicates by id skipped, 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -34,7 +33,6 @@ from services.runtime.kafka import new_producer
 from services.scoring.core import ScoringCore
 from sn51.sim import Faults, lines
 
-DEADLINE_S = 50.0
 FAULTS = Faults(duplicates=0.01, out_of_order=0.05, malformed=0.005)
 
 
@@ -156,24 +154,6 @@ async def publish(bootstrap: str, prefix: str, records: Sequence[Record], *, top
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
-    """Every value of a one-partition topic, from the start to its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        values: list[bytes] = []
-        while True:
-            polled = await consumer.getmany(tp, timeout_ms=300)
-            if not polled:
-                return values
-            values.extend(r.value or b"" for r in polled[tp])
-    finally:
-        await consumer.stop()
-
-
 async def committed(bootstrap: str, group: str, topics: Sequence[str]) -> dict[str, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
@@ -185,15 +165,6 @@ async def committed(bootstrap: str, group: str, topics: Sequence[str]) -> dict[s
         return out
     finally:
         await consumer.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, deadline: float = DEADLINE_S) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not await check():
-        if loop.time() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def consumed_all(conn: asyncpg.Connection, bootstrap: str, group: str, counts: dict[str, int]) -> bool:

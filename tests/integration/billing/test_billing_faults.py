@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -23,10 +20,8 @@ from billing_harness import (
     assert_ledger_equals,
     consumed_all,
     doubled_and_shuffled,
-    eventually,
     publish,
     published_statements,
-    read_topic,
     reference,
     simulated_log,
 )
@@ -37,17 +32,9 @@ from services.billing.app import make_spec
 from services.runtime.kafka import create_all_topics
 from services.runtime.service import run
 from services.runtime.settings import Settings
+from tests.integration.kit import FAST, FAST_ENV, eventually, read_topic, service_process, stop
 
 pytestmark = pytest.mark.integration
-
-SN51 = Path(sys.executable).with_name("sn51")
-
-
-def service_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([str(SN51), "service", "billing"], env={**os.environ, **env},
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-
 
 async def inbox_count(conn: asyncpg.Connection) -> int:
     if not await conn.fetchval("SELECT to_regclass('billing.inbox') IS NOT NULL"):
@@ -65,13 +52,12 @@ async def test_sigkill_mid_stream_then_restart(kafka_bootstrap: str, fresh_datab
     await publish(kafka_bootstrap, prefix, log)
     counts = dict(Counter(prefix + r.topic for r in log))
     env = {
-        "KAFKA_BOOTSTRAP": kafka_bootstrap, "DATABASE_URL": fresh_database_url, "SN51_TOPIC_PREFIX": prefix,
-        "SN51_CONSUMER_GROUP": group, "SN51_SESSION_TIMEOUT_MS": "2000", "SN51_HEARTBEAT_INTERVAL_MS": "200",
-        "SN51_POLL_TIMEOUT_MS": "100", "SN51_RELAY_IDLE_SECONDS": "0.1", "SN51_API_ENABLED": "false",
+        **FAST_ENV, "KAFKA_BOOTSTRAP": kafka_bootstrap, "DATABASE_URL": fresh_database_url,
+        "SN51_TOPIC_PREFIX": prefix, "SN51_CONSUMER_GROUP": group,
         "SN51_BATCH_SIZE": "25",  # many small transactions: the kill lands between two of them, or inside one
     }
     conn = await asyncpg.connect(fresh_database_url)
-    proc = service_process(env, tmp_path / "billing-1.log")
+    proc = service_process("billing", env, tmp_path / "billing-1.log")
     try:
         target = len(ref.accepted) // 3
 
@@ -84,7 +70,7 @@ async def test_sigkill_mid_stream_then_restart(kafka_bootstrap: str, fresh_datab
         stored = await inbox_count(conn)
         assert target <= stored < len(ref.accepted), "the kill was not mid-stream"
 
-        proc = service_process(env, tmp_path / "billing-2.log")
+        proc = service_process("billing", env, tmp_path / "billing-2.log")
         await conn.execute("SET search_path TO billing")
         await eventually(lambda: consumed_all(conn, kafka_bootstrap, group, counts),
                          "the rest of the log after the restart")
@@ -92,27 +78,18 @@ async def test_sigkill_mid_stream_then_restart(kafka_bootstrap: str, fresh_datab
 
         await assert_ledger_equals(conn, ref)
         assert sorted(r["event_id"] for r in await conn.fetch("SELECT event_id FROM inbox")) == sorted(ref.accepted)
-        published = published_statements(await read_topic(kafka_bootstrap, prefix + BILLING))
+        published = published_statements(r.value for r in await read_topic(kafka_bootstrap, prefix + BILLING))
         assert published == {e.id: encode(e) for e in ref.of_type("day.closed")}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop(proc)
         await conn.close()
 
 
 async def test_every_message_twice_shuffled_within_its_key(kafka_bootstrap: str, database_url: str) -> None:
     tag = secrets.token_hex(4)
     spec = make_spec(f"billing_twice_{tag}")
-    settings = Settings(
-        kafka_bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=f"bit{tag}.",
-        consumer_group=f"billing-twice-{tag}", session_timeout_ms=2000, heartbeat_interval_ms=200,
-        poll_timeout_ms=100, relay_idle_seconds=0.1, api_enabled=False, batch_size=100,
-    )
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=f"bit{tag}.",
+                        consumer_group=f"billing-twice-{tag}", batch_size=100, **FAST)
     log = simulated_log(seed=13, providers=6, days=4)
     clean = reference(r.value for r in log)
     delivered = doubled_and_shuffled(log, seed=13)
@@ -133,7 +110,7 @@ async def test_every_message_twice_shuffled_within_its_key(kafka_bootstrap: str,
         await assert_ledger_equals(conn, clean)
         inbox = [r["raw"] for r in await conn.fetch("SELECT raw FROM inbox ORDER BY seq")]
         assert sorted(reference(inbox).accepted) == sorted(clean.accepted)
-        published = published_statements(await read_topic(kafka_bootstrap, settings.topic(BILLING)))
+        published = published_statements(r.value for r in await read_topic(kafka_bootstrap, settings.topic(BILLING)))
         assert published == {e.id: encode(e) for e in clean.of_type("day.closed")}
         assert len(await read_topic(kafka_bootstrap, settings.topic(BILLING))) == len(clean.derived)  # once each
     finally:

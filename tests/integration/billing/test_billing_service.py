@@ -24,10 +24,8 @@ from billing_harness import (
     Reference,
     assert_ledger_equals,
     consumed_all,
-    eventually,
     publish,
     published_statements,
-    read_topic,
     reference,
     simulated_log,
 )
@@ -41,6 +39,7 @@ from services.runtime.kafka import create_all_topics
 from services.runtime.service import run
 from services.runtime.settings import Settings
 from sn51.localinfra.procs import free_port
+from tests.integration.kit import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +77,7 @@ async def test_simulated_log_gives_the_core_s_ledger(kafka_bootstrap: str, datab
 
         await assert_ledger_equals(conn, ref)
         await assert_ledger_equals(conn, clean)
-        published = published_statements(await read_topic(kafka_bootstrap, settings.topic(BILLING)))
+        published = published_statements(r.value for r in await read_topic(kafka_bootstrap, settings.topic(BILLING)))
         assert published == {e.id: encode(e) for e in ref.of_type("day.closed")}
         codes = [r["code"] for r in await conn.fetch("SELECT code FROM dead_letter ORDER BY id")]
         assert sorted(codes) == sorted(clean.dead_letters) and codes  # the simulator's malformed lines

@@ -11,11 +11,9 @@ import asyncio
 import dataclasses
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from collateral_anvil import CHAIN_ID, AnvilNode, deploy, dev_key
 from eth_account import Account
 from web3 import Web3
@@ -27,36 +25,13 @@ from services.runtime.kafka import create_all_topics, produce
 from services.runtime.service import run
 from services.runtime.settings import Settings
 from tests.factories import epoch, incident, listed, started
+from tests.integration.kit import eventually, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.anvil]
 
 EX = str(uuid.UUID("6339ba4f-60f9-45c2-9d95-2b755bb57ca6"))
 T = "2026-11-21T12:00:00Z"
 ONE_DAY_WEI = 717_120_000_000_000_000  # 1.494 USD × 8 GPUs × 24 h = 286.848 USD at 400 USD/TAO
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 60) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while not await check():
-        if loop.time() > end:
-            pytest.fail(f"gave up waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
-async def topic_types(bootstrap: str, topic: str) -> list[str]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        types: list[str] = []
-        while polled := await consumer.getmany(tp, timeout_ms=300):
-            types.extend(decode(r.value).type for r in polled[tp])
-        return types
-    finally:
-        await consumer.stop()
 
 
 async def test_incident_to_slash_to_slashed_log(anvil: AnvilNode, w3: Web3, kafka_bootstrap: str,
@@ -98,7 +73,7 @@ async def test_incident_to_slash_to_slashed_log(anvil: AnvilNode, w3: Web3, kafk
         plans = await conn.fetch("SELECT status, slashed_wei, amount_wei FROM collateral_slash_plans")
         assert [(p["status"], int(p["slashed_wei"])) for p in plans] == [("landed", ONE_DAY_WEI)]
         assert c.functions.collaterals(uuid.UUID(EX).bytes).call() == 2 * 10**18 - ONE_DAY_WEI
-        types = await topic_types(kafka_bootstrap, settings.topic(COLLATERAL))
+        types = [decode(r.value).type for r in await read_topic(kafka_bootstrap, settings.topic(COLLATERAL))]
         assert sorted(types) == ["collateral.deposited", "collateral.slash_requested", "collateral.slashed"]
         inbox = [r["event_type"] for r in await conn.fetch("SELECT event_type FROM inbox ORDER BY seq")]
         assert inbox.count("rental.incident") == 1 and "collateral.deposited" in inbox

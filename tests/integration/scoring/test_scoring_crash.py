@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from scoring_io import eventually, expected, fresh_database, read_topic, simulated_log
+from scoring_io import expected, simulated_log
 
 from schemas.codec import decode
 from schemas.topics import DEAD_LETTER, INPUT, SCORING
 from services.runtime.kafka import create_all_topics, produce
 from sn51.localinfra.procs import repo_root
+from tests.integration.kit import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def tail(log: Path) -> str:
 
 
 async def test_scoring_service_killed_mid_stream_publishes_the_same_set(
-    kafka_bootstrap: str, database_url: str, tmp_path: Path
+    kafka_bootstrap: str, fresh_database_url: str, tmp_path: Path
 ) -> None:
     tag = secrets.token_hex(4)
     prefix = f"scx{tag}."
@@ -61,57 +62,56 @@ async def test_scoring_service_killed_mid_stream_publishes_the_same_set(
     await produce(kafka_bootstrap, log, topic=input_topic)
     service_log = tmp_path / "scoring.log"
 
-    async with fresh_database(database_url) as db_url:
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP": kafka_bootstrap, "DATABASE_URL": db_url, "SN51_TOPIC_PREFIX": prefix,
-            "SN51_CONSUMER_GROUP": f"sn51-scoring-{tag}", "SN51_SESSION_TIMEOUT_MS": "2000",
-            "SN51_HEARTBEAT_INTERVAL_MS": "200", "SN51_API_ENABLED": "false",
-            "SN51_BATCH_SIZE": "10", "SN51_RELAY_BATCH": "10", "SN51_RELAY_IDLE_SECONDS": "0.05",
-        }
-        # Two runs killed mid-stream: watch the output topic, SIGKILL once a share of the outputs is out.
-        watcher = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
-        await watcher.start()
-        at_kill: list[int] = []
-        try:
-            tp = TopicPartition(out_topic, 0)
-            watcher.assign([tp])
-            await watcher.seek_to_beginning(tp)
-            seen: set[bytes] = set()
-            loop = asyncio.get_running_loop()
-            for share in (KILL_AT_1, KILL_AT_2):
-                with service_process(env, service_log) as proc:
-                    end = loop.time() + 45
-                    # at least one new output in each run, so the second kill is after the first
-                    target = max(len(want_set) * share, len(seen) + 1)
-                    while len(seen) < target:
-                        assert proc.poll() is None, tail(service_log)
-                        assert loop.time() < end, f"no progress: {len(seen)} outputs\n{tail(service_log)}"
-                        polled = await watcher.getmany(tp, timeout_ms=50)
-                        seen.update(r.value for r in polled.get(tp, []))
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
-                at_kill.append(len({r.value for r in await read_topic(kafka_bootstrap, out_topic)}))
-        finally:
-            await watcher.stop()
-        assert 0 < at_kill[0] < at_kill[1] < len(want_set), f"the kills did not happen mid-stream: {at_kill}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": kafka_bootstrap, "DATABASE_URL": fresh_database_url, "SN51_TOPIC_PREFIX": prefix,
+        "SN51_CONSUMER_GROUP": f"sn51-scoring-{tag}", "SN51_SESSION_TIMEOUT_MS": "2000",
+        "SN51_HEARTBEAT_INTERVAL_MS": "200", "SN51_API_ENABLED": "false",
+        "SN51_BATCH_SIZE": "10", "SN51_RELAY_BATCH": "10", "SN51_RELAY_IDLE_SECONDS": "0.05",
+    }
+    # Two runs killed mid-stream: watch the output topic, SIGKILL once a share of the outputs is out.
+    watcher = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await watcher.start()
+    at_kill: list[int] = []
+    try:
+        tp = TopicPartition(out_topic, 0)
+        watcher.assign([tp])
+        await watcher.seek_to_beginning(tp)
+        seen: set[bytes] = set()
+        loop = asyncio.get_running_loop()
+        for share in (KILL_AT_1, KILL_AT_2):
+            with service_process(env, service_log) as proc:
+                end = loop.time() + 45
+                # at least one new output in each run, so the second kill is after the first
+                target = max(len(want_set) * share, len(seen) + 1)
+                while len(seen) < target:
+                    assert proc.poll() is None, tail(service_log)
+                    assert loop.time() < end, f"no progress: {len(seen)} outputs\n{tail(service_log)}"
+                    polled = await watcher.getmany(tp, timeout_ms=50)
+                    seen.update(r.value for r in polled.get(tp, []))
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            at_kill.append(len({r.value for r in await read_topic(kafka_bootstrap, out_topic)}))
+    finally:
+        await watcher.stop()
+    assert 0 < at_kill[0] < at_kill[1] < len(want_set), f"the kills did not happen mid-stream: {at_kill}"
 
-        # A last run continues from PostgreSQL and the committed offsets.
-        with service_process(env, service_log) as proc:
-            async def complete() -> bool:
-                assert proc.poll() is None, tail(service_log)
-                outputs = {r.value for r in await read_topic(kafka_bootstrap, out_topic)}
-                return len(outputs) >= len(want_set) and len(dead_letters(
-                    await read_topic(kafka_bootstrap, dlq_topic))) >= len(want.dead)
+    # A last run continues from PostgreSQL and the committed offsets.
+    with service_process(env, service_log) as proc:
+        async def complete() -> bool:
+            assert proc.poll() is None, tail(service_log)
+            outputs = {r.value for r in await read_topic(kafka_bootstrap, out_topic)}
+            return len(outputs) >= len(want_set) and len(dead_letters(
+                await read_topic(kafka_bootstrap, dlq_topic))) >= len(want.dead)
 
-            await eventually(complete, "the restarted service to publish everything")
+        await eventually(complete, "the restarted service to publish everything")
 
-        records = await read_topic(kafka_bootstrap, out_topic)
-        assert {(decode(r.value).id, r.value) for r in records} == want_set
-        assert {(r.key, r.value) for r in records} == {(e.key.encode(), e.to_bytes()) for e in want.derived}
-        assert dead_letters(await read_topic(kafka_bootstrap, dlq_topic)) == set(want.dead)
-        print(f"outputs {len(want_set)}, distinct ones published before each kill {at_kill}, "
-              f"republished {len(records) - len(want_set)}")
+    records = await read_topic(kafka_bootstrap, out_topic)
+    assert {(decode(r.value).id, r.value) for r in records} == want_set
+    assert {(r.key, r.value) for r in records} == {(e.key.encode(), e.to_bytes()) for e in want.derived}
+    assert dead_letters(await read_topic(kafka_bootstrap, dlq_topic)) == set(want.dead)
+    print(f"outputs {len(want_set)}, distinct ones published before each kill {at_kill}, "
+          f"republished {len(records) - len(want_set)}")
 
 
 def dead_letters(records: list[ConsumerRecord[bytes, bytes]]) -> set[tuple[int, str]]:

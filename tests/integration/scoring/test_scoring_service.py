@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from scoring_io import eventually, expected, fresh_database, read_topic, simulated_log
+from scoring_io import expected, simulated_log
 
 from schemas.codec import decode
 from schemas.envelope import Event
@@ -23,54 +23,54 @@ from services.scoring.app import SPEC
 from services.scoring.core import ScoringCore
 from services.scoring.weights import weights
 from sn51.localinfra.procs import free_port
+from tests.integration.kit import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
 
 async def test_scoring_service_matches_the_core_and_serves_the_read_model(
-    kafka_bootstrap: str, database_url: str
+    kafka_bootstrap: str, fresh_database_url: str
 ) -> None:
     tag = secrets.token_hex(4)
-    async with fresh_database(database_url) as db_url:
-        settings = Settings(
-            kafka_bootstrap=kafka_bootstrap, database_url=db_url, topic_prefix=f"sc{tag}.",
-            consumer_group=f"sn51-scoring-{tag}", session_timeout_ms=2000, heartbeat_interval_ms=200,
-            relay_idle_seconds=0.1, api_port=free_port(),
-        )
-        input_topic, out_topic, dlq_topic = (settings.topic(t) for t in (INPUT, SCORING, DEAD_LETTER))
-        log = simulated_log(seed=11, providers=4, days=0.6)
-        want = expected(log, input_topic)
-        scored = [e for e in want.derived if e.type == "epoch.scored"]
-        assert len(scored) >= 5 and any(n.alpha_rao > 0 for e in scored for n in e.data.nodes)
-        assert want.dead  # the faults include refused lines
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap, database_url=fresh_database_url, topic_prefix=f"sc{tag}.",
+        consumer_group=f"sn51-scoring-{tag}", session_timeout_ms=2000, heartbeat_interval_ms=200,
+        relay_idle_seconds=0.1, api_port=free_port(),
+    )
+    input_topic, out_topic, dlq_topic = (settings.topic(t) for t in (INPUT, SCORING, DEAD_LETTER))
+    log = simulated_log(seed=11, providers=4, days=0.6)
+    want = expected(log, input_topic)
+    scored = [e for e in want.derived if e.type == "epoch.scored"]
+    assert len(scored) >= 5 and any(n.alpha_rao > 0 for e in scored for n in e.data.nodes)
+    assert want.dead  # the faults include refused lines
 
-        await create_all_topics(kafka_bootstrap, settings.topic_prefix)
-        await produce(kafka_bootstrap, log, topic=input_topic)
-        service = asyncio.create_task(run(SPEC, settings))
-        try:
-            async def published() -> bool:
-                assert not service.done(), service
-                return len(await read_topic(kafka_bootstrap, out_topic)) >= len(want.derived)
+    await create_all_topics(kafka_bootstrap, settings.topic_prefix)
+    await produce(kafka_bootstrap, log, topic=input_topic)
+    service = asyncio.create_task(run(SPEC, settings))
+    try:
+        async def published() -> bool:
+            assert not service.done(), service
+            return len(await read_topic(kafka_bootstrap, out_topic)) >= len(want.derived)
 
-            await eventually(published, "every derived event on the scoring topic")
-            records = await read_topic(kafka_bootstrap, out_topic)
-            assert [r.value for r in records] == [e.to_bytes() for e in want.derived]
-            assert [r.key for r in records] == [e.key.encode() for e in want.derived]
-            got_scored = [decode(r.value) for r in records if decode(r.value).type == "epoch.scored"]
-            assert got_scored == scored
+        await eventually(published, "every derived event on the scoring topic")
+        records = await read_topic(kafka_bootstrap, out_topic)
+        assert [r.value for r in records] == [e.to_bytes() for e in want.derived]
+        assert [r.key for r in records] == [e.key.encode() for e in want.derived]
+        got_scored = [decode(r.value) for r in records if decode(r.value).type == "epoch.scored"]
+        assert got_scored == scored
 
-            dead = await read_topic(kafka_bootstrap, dlq_topic)
-            assert [
-                (int(h["source_offset"]), h["code"])
-                for h in ({k: v.decode() for k, v in r.headers} for r in dead)
-            ] == want.dead
+        dead = await read_topic(kafka_bootstrap, dlq_topic)
+        assert [
+            (int(h["source_offset"]), h["code"])
+            for h in ({k: v.decode() for k, v in r.headers} for r in dead)
+        ] == want.dead
 
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}", timeout=10) as http:
-                await check_read_api(http, want.core, scored)
-        finally:
-            service.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await service
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}", timeout=10) as http:
+            await check_read_api(http, want.core, scored)
+    finally:
+        service.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await service
 
 
 async def check_read_api(http: httpx.AsyncClient, core: ScoringCore, scored: list[Event]) -> None:

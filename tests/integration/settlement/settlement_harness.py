@@ -1,36 +1,37 @@
 """What the settlement integration tests share: a few days of billing statements with the epochs that trigger
 the payout runs, the offline reference (the planning core over the same events), the ledger side computed
-straight from the statements, publishing, and reading back the database and the persisted in-memory chain.
+straight from the statements, publishing, the service started in this process, and reading back the database
+and the persisted in-memory chain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.codec import decode, decode_obj, encode
+from schemas.codec import decode_obj, encode
 from schemas.envelope import Event
 from schemas.events import Payout, PayoutPlanned
 from schemas.topics import INPUT
-from services.runtime.kafka import new_producer
-from services.settlement.chain_memory_pg import stakes_on, stored_state
+from services.runtime.kafka import create_all_topics, new_producer
+from services.runtime.service import run
+from services.runtime.settings import Settings
+from services.settlement.app import PayoutSettings, make_spec
+from services.settlement.chain_memory_pg import MemoryChainSettings, stakes_on, stored_state
 from services.settlement.core import SettlementCore
 from tests.factories import envelope, epoch, params
+from tests.integration.kit import FAST
 
-DEADLINE_S = 45.0
 PAYOUT_HOTKEY = "5PayoutHotkey"
 PAYOUT_COLDKEY = "5PayoutColdkey"
 FUNDED_RAO = 10**15
-FAST = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 200, "poll_timeout_ms": 100,
-        "relay_idle_seconds": 0.1, "api_enabled": False}
-FAST_ENV = {"SN51_SESSION_TIMEOUT_MS": "2000", "SN51_HEARTBEAT_INTERVAL_MS": "200", "SN51_POLL_TIMEOUT_MS": "100",
-            "SN51_RELAY_IDLE_SECONDS": "0.1", "SN51_API_ENABLED": "false"}
+MEMORY_PAYOUTS = PayoutSettings(chain="memory", payout_interval_seconds=0.2, payout_backoff_seconds=0.05)
 
 Line = tuple[str, str, int]  # hotkey, coldkey, payable_rao
 
@@ -96,34 +97,20 @@ async def publish(bootstrap: str, prefix: str, events: Sequence[Event]) -> None:
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Event]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        out: list[Event] = []
-        while True:
-            polled = await consumer.getmany(tp, timeout_ms=300)
-            if not polled:
-                return out
-            out.extend(decode(r.value or b"") for r in polled[tp])
-    finally:
-        await consumer.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, deadline: float = DEADLINE_S,
-                     alive: Callable[[], str | None] = lambda: None) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not await check():
-        dead = alive()
-        if dead is not None:
-            raise AssertionError(f"the service died while waiting for {what}: {dead}")
-        if loop.time() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.2)
+async def start_in_process(bootstrap: str, database_url: str, sc: Scenario, label: str,
+                           memory: MemoryChainSettings | None = None, payouts: PayoutSettings = MEMORY_PAYOUTS,
+                           ) -> tuple[asyncpg.Connection, asyncio.Task[None], str, str]:
+    """The scenario published on fresh topics `<label><hex>.*`, the service running in this process on a fresh
+    schema `settlement_<hex>`, and a connection there: (connection, runtime task, schema, topic prefix)."""
+    tag = secrets.token_hex(4)
+    name, prefix = f"settlement_{tag}", f"{label}{tag}."
+    settings = Settings(kafka_bootstrap=bootstrap, database_url=database_url, topic_prefix=prefix,
+                        consumer_group=f"settlement-{tag}", **FAST)
+    await create_all_topics(bootstrap, prefix)
+    await publish(bootstrap, prefix, sc.events)
+    runtime = asyncio.create_task(run(make_spec(name, payouts, memory), settings))
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": name})
+    return conn, runtime, name, prefix
 
 
 async def settled(conn: asyncpg.Connection, expected_payouts: int) -> bool:

@@ -7,41 +7,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 import pytest
 from settlement_harness import (
-    FAST,
-    FAST_ENV,
     FUNDED_RAO,
     PAYOUT_COLDKEY,
     Scenario,
     chain_stakes,
     confirmed_once,
-    eventually,
     paid_by_coldkey,
     publish,
-    read_topic,
     scenario,
     settled,
+    start_in_process,
 )
 
+from schemas.codec import decode
 from schemas.topics import SETTLEMENT
 from services.runtime.kafka import create_all_topics
-from services.runtime.service import run
-from services.runtime.settings import Settings
-from services.settlement.app import PayoutSettings, make_spec
 from services.settlement.chain_memory_pg import MemoryChainSettings
+from tests.integration.kit import FAST_ENV, eventually, read_topic, service_process, stop
 
 pytestmark = pytest.mark.integration
-
-SN51 = Path(sys.executable).with_name("sn51")
 
 
 async def assert_paid_exactly_once(conn: asyncpg.Connection, bootstrap: str, prefix: str, sc: Scenario) -> None:
@@ -51,7 +42,7 @@ async def assert_paid_exactly_once(conn: asyncpg.Connection, bootstrap: str, pre
     stakes, _ = await chain_stakes(conn)
     assert {ck: v for ck, v in stakes.items() if ck != PAYOUT_COLDKEY} == expected
     assert stakes[PAYOUT_COLDKEY] == FUNDED_RAO - sum(expected.values())
-    confirmed = confirmed_once(await read_topic(bootstrap, prefix + SETTLEMENT), planned)
+    confirmed = confirmed_once([decode(r.value) for r in await read_topic(bootstrap, prefix + SETTLEMENT)], planned)
     assert set(confirmed) == {e.data.payout_id for e in planned}
     # every landed batch landed once: the stored extrinsic of each is the chain's, at a distinct block
     landed = await conn.fetch("SELECT extrinsic_hash, block_number FROM payout_batch WHERE state = 'landed'")
@@ -59,22 +50,6 @@ async def assert_paid_exactly_once(conn: asyncpg.Connection, bootstrap: str, pre
     rows = await conn.fetch("SELECT payout_id, extrinsic_hash, block_number FROM payout")
     assert {(r["extrinsic_hash"], r["block_number"]) for r in rows} <= {
         (r["extrinsic_hash"], r["block_number"]) for r in landed}
-
-
-def service_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([str(SN51), "service", "settlement"], env={**os.environ, **env},
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.mark.parametrize("fault", ["pause_after_submit", "crash_after_submit"])
@@ -91,7 +66,7 @@ async def test_sigkill_between_submit_and_record(kafka_bootstrap: str, fresh_dat
            "SN51_MEMORY_CHAIN_STAKE_RAO": str(FUNDED_RAO), "SN51_PAYOUT_INTERVAL_SECONDS": "0.2",
            "SN51_PAYOUT_BACKOFF_SECONDS": "0.05", "PYTHONUNBUFFERED": "1"}
     log1, log2 = tmp_path / "settlement-1.log", tmp_path / "settlement-2.log"
-    proc = service_process({**env, "SN51_FAULT": fault}, log1)
+    proc = service_process("settlement", {**env, "SN51_FAULT": fault}, log1)
     conn = await asyncpg.connect(fresh_database_url, server_settings={"search_path": "settlement"})
     try:
         async def stopped_after_a_landing() -> bool:
@@ -114,7 +89,7 @@ async def test_sigkill_between_submit_and_record(kafka_bootstrap: str, fresh_dat
         assert await conn.fetchval("SELECT count(*) FROM payout WHERE state = 'submitting'") == len(
             batch["payout_ids"])
 
-        proc = service_process(env, log2)
+        proc = service_process("settlement", env, log2)
         await eventually(lambda: settled(conn, len(sc.planned)), "every payout final after the restart",
                          alive=lambda: None if proc.poll() is None else log2.read_text()[-2000:])
         await assert_paid_exactly_once(conn, kafka_bootstrap, prefix, sc)
@@ -130,16 +105,7 @@ async def test_sigkill_between_submit_and_record(kafka_bootstrap: str, fresh_dat
 
 async def run_in_process(kafka_bootstrap: str, database_url: str, memory: MemoryChainSettings,
                          sc: Scenario) -> tuple[asyncpg.Connection, asyncio.Task[None], str, str]:
-    tag = secrets.token_hex(4)
-    name, prefix = f"settlement_{tag}", f"stf{tag}."
-    spec = make_spec(name, PayoutSettings(chain="memory", payout_interval_seconds=0.2, payout_backoff_seconds=0.05),
-                     memory)
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=prefix,
-                        consumer_group=f"settlement-{tag}", **FAST)
-    await create_all_topics(kafka_bootstrap, prefix)
-    await publish(kafka_bootstrap, prefix, sc.events)
-    runtime = asyncio.create_task(run(spec, settings))
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": name})
+    conn, runtime, name, prefix = await start_in_process(kafka_bootstrap, database_url, sc, "stf", memory)
     await eventually(lambda: settled(conn, len(sc.planned)), "every payout final",
                      alive=lambda: repr(runtime.exception()) if runtime.done() else None)
     return conn, runtime, name, prefix

@@ -8,60 +8,40 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import subprocess
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import asyncpg
 import pytest
 from httpx import ASGITransport, AsyncClient
 from settlement_harness import (
-    FAST,
     FUNDED_RAO,
     PAYOUT_COLDKEY,
     chain_stakes,
     confirmed_once,
-    eventually,
     paid_by_coldkey,
-    publish,
-    read_topic,
     scenario,
     settled,
+    start_in_process,
 )
 
+from schemas.codec import decode
 from schemas.topics import SETTLEMENT
 from services.runtime.api import create_app
-from services.runtime.kafka import create_all_topics
-from services.runtime.service import run
-from services.runtime.settings import Settings
 from services.settlement.api import report, router
-from services.settlement.app import PayoutSettings, make_spec
+from services.settlement.app import PayoutSettings
 from services.settlement.chain_memory_pg import MemoryChainSettings
+from tests.integration.kit import SN51, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
-SN51 = Path(sys.executable).with_name("sn51")
-
 
 async def test_statements_in_payouts_landed_and_everything_reconciles(kafka_bootstrap: str, database_url: str) -> None:
-    tag = secrets.token_hex(4)
-    name, prefix = f"settlement_{tag}", f"stl{tag}."
     sc = scenario()
     planned = sc.planned
     held_coldkey = "ck3"  # its hotkey is owned by someone else on chain
-    spec = make_spec(
-        name,
-        PayoutSettings(chain="memory", payout_interval_seconds=0.2, payout_backoff_seconds=0.05),
-        MemoryChainSettings(stake_rao=FUNDED_RAO, foreign_hotkeys="hk3:5SomeoneElse"),
-    )
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=prefix,
-                        consumer_group=f"settlement-{tag}", **FAST)
-    await create_all_topics(kafka_bootstrap, prefix)
-    await publish(kafka_bootstrap, prefix, sc.events)
-    runtime = asyncio.create_task(run(spec, settings))
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": name})
+    memory = MemoryChainSettings(stake_rao=FUNDED_RAO, foreign_hotkeys="hk3:5SomeoneElse")
+    conn, runtime, name, prefix = await start_in_process(kafka_bootstrap, database_url, sc, "stl", memory)
     try:
         await eventually(lambda: settled(conn, len(planned)), "every planned payout final",
                          alive=lambda: repr(runtime.exception()) if runtime.done() else None)
@@ -86,7 +66,7 @@ async def test_statements_in_payouts_landed_and_everything_reconciles(kafka_boot
         assert len(batches) > len({e.causation_id for e in planned})  # several batches per run (max_batch 3)
 
         # the published events: one confirmation per paid payout, a hold for the held one
-        published = await read_topic(kafka_bootstrap, prefix + SETTLEMENT)
+        published = [decode(r.value) for r in await read_topic(kafka_bootstrap, prefix + SETTLEMENT)]
         confirmed = confirmed_once(published, planned)
         assert {e.data.coldkey for e in confirmed.values()} == set(expected)
         assert sum(e.data.amount_rao for e in confirmed.values()) == sum(expected.values())
@@ -158,16 +138,9 @@ async def test_dry_run_stores_the_plan_and_sends_nothing(kafka_bootstrap: str, d
                                                         capfd: pytest.CaptureFixture[str]) -> None:
     for var in [v for v in os.environ if v.startswith("SN51_SETTLEMENT_")]:
         monkeypatch.delenv(var)
-    tag = secrets.token_hex(4)
-    name, prefix = f"settlement_{tag}", f"std{tag}."
     sc = scenario()
-    spec = make_spec(name, PayoutSettings(chain="live", payout_interval_seconds=0.2))
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=prefix,
-                        consumer_group=f"settlement-{tag}", **FAST)
-    await create_all_topics(kafka_bootstrap, prefix)
-    await publish(kafka_bootstrap, prefix, sc.events)
-    runtime = asyncio.create_task(run(spec, settings))
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": name})
+    conn, runtime, _, prefix = await start_in_process(kafka_bootstrap, database_url, sc, "std",
+                                                      payouts=PayoutSettings(chain="live", payout_interval_seconds=0.2))
 
     async def announced() -> bool:
         rep = await report(conn) if await conn.fetchval("SELECT to_regclass('payout') IS NOT NULL") else None
@@ -185,7 +158,7 @@ async def test_dry_run_stores_the_plan_and_sends_nothing(kafka_bootstrap: str, d
         assert await conn.fetchval("SELECT count(*) FROM payout_batch") == 0
         assert await conn.fetchval("SELECT to_regclass('memory_chain') IS NULL")
         assert all(d["landed_rao"] == 0 and d["pending_rao"] == d["planned_rao"] for d in rep["reconciliation"])
-        types = {e.type for e in await read_topic(kafka_bootstrap, prefix + SETTLEMENT)}
+        types = {decode(r.value).type for r in await read_topic(kafka_bootstrap, prefix + SETTLEMENT)}
         assert types == {"payout.planned", "payout.deferred"}
         assert '"settlement.dry_run"' in capfd.readouterr().out
     finally:
