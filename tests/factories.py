@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from schemas.codec import decode_obj
@@ -61,6 +62,17 @@ def epoch(n: int, time: str, emission: int = 0, tao_usd: str = "400", alpha_tao:
 
 def params(time: str, **values: Any) -> Event:
     return ev("params.updated", time, values)
+
+
+def day_closed(day: str, rows: Sequence[tuple[str, str, int]], closed_at: str | None = None) -> Event:
+    """A billing statement: each (hotkey, coldkey, rao) row earns and is payable `rao`, nothing else."""
+    return ev("day.closed", closed_at or f"{day}T00:00:00Z", {
+        "billing_day": day, "prices": {"tao_usd": "400", "alpha_tao": "0.05"}, "ledger_hash": "0" * 64,
+        "providers": [{"hotkey": hk, "coldkey": ck, "emission_rao": rao, "rental_fee_usd_micros": 0,
+                       "forfeited_rao": 0, "forfeited_usd_micros": 0, "adjustment_rao": 0,
+                       "adjustment_usd_micros": 0, "payable_rao": rao, "carried_rao": 0, "slashed_wei": 0}
+                      for hk, ck, rao in rows],
+    })
 
 
 def benchmark(ex: str, hk: str, time: str, model: str = "NVIDIA H200", count: int = 1, vram: int = 143771,

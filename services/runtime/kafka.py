@@ -21,6 +21,10 @@ from schemas.codec import encode
 from schemas.envelope import Event
 from schemas.topics import ALL_TOPICS, INPUT
 
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+"""A day's statement lists every provider (~230 bytes each): 10,000 providers is 2.3 MB, past Kafka's 1 MB
+default. Producers may send up to this; topics are created with the same `max.message.bytes` (deploy/)."""
+
 
 class CachedPartitioner:
     """Kafka's default key → partition choice (murmur2, as every Kafka client computes it), remembered per
@@ -47,7 +51,7 @@ class CachedPartitioner:
 def new_producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2,
-        partitioner=CachedPartitioner(), **options,
+        partitioner=CachedPartitioner(), max_request_size=MAX_MESSAGE_BYTES, **options,
     )
 
 
@@ -63,7 +67,8 @@ async def create_topics(bootstrap: str, topics: Iterable[str], partitions: int |
         def count(topic: str) -> int:
             return partitions.get(topic, 1) if isinstance(partitions, Mapping) else partitions
 
-        new = [NewTopic(name=t, num_partitions=count(t), replication_factor=1) for t in wanted]
+        new = [NewTopic(name=t, num_partitions=count(t), replication_factor=1,
+                        topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)}) for t in wanted]
         with contextlib.suppress(TopicAlreadyExistsError):  # created by another process meanwhile
             await admin.create_topics(new)
     finally:

@@ -1,4 +1,5 @@
-"""Helpers for the collateral tests: start a real anvil node, deploy the contract, anvil's dev keys."""
+"""Helpers for the collateral tests: start a real anvil node, mine blocks, deploy the contract, anvil's dev
+keys, run a watcher until it has caught up."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from eth_account import Account
 from web3 import Web3
 
 from services.collateral import chain
+from services.collateral.watcher import Watcher
 
 ROOT = Path(__file__).resolve().parents[3]
 ANVIL = ROOT / "contracts" / "node_modules" / ".bin" / "anvil"
@@ -79,3 +81,15 @@ def deploy(w3: Web3, trustee: str, burn: str = BURN) -> Any:
     tx = factory.constructor(51, trustee, burn, MIN_INCREASE, DECISION_TIMEOUT).transact({"from": w3.eth.accounts[0]})
     receipt = w3.eth.wait_for_transaction_receipt(tx)
     return w3.eth.contract(address=receipt["contractAddress"], abi=chain.ABI)
+
+
+def mine(w3: Web3, n: int) -> None:
+    w3.provider.make_request("anvil_mine", [n])  # type: ignore[arg-type]
+
+
+async def drain(watcher: Watcher) -> None:
+    try:
+        while await watcher.step():
+            pass
+    finally:
+        await watcher.close()

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from collateral_anvil import CHAIN_ID, AnvilNode, deploy, dev_key
+from collateral_anvil import CHAIN_ID, AnvilNode, deploy, dev_key, drain, mine
 from eth_account import Account
 from web3 import Web3
 
@@ -24,7 +24,7 @@ from services.collateral.store import MIGRATIONS, PgStore, project
 from services.collateral.trustee import Trustee
 from services.collateral.watcher import Watcher, WatcherConfig, make_web3
 from services.runtime.api import create_app
-from services.runtime.db import create_pool, migrate
+from tests.integration.kit import migrated_pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.anvil]
 
@@ -33,28 +33,10 @@ MD5 = hashlib.md5(b"x").digest()
 CONF = 2
 
 
-def mine(w3: Web3, n: int) -> None:
-    w3.provider.make_request("anvil_mine", [n])  # type: ignore[arg-type]
-
-
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    service = f"collateral_t{secrets.token_hex(4)}"  # a schema of its own
-    p = await create_pool(database_url, service)
-    async with p.acquire() as conn:
-        await migrate(conn, service, MIGRATIONS)
-    try:
+    async with migrated_pool(database_url, f"collateral_t{secrets.token_hex(4)}", MIGRATIONS) as p:  # own schema
         yield p
-    finally:
-        await p.close()
-
-
-async def drain(watcher: Watcher) -> None:
-    try:
-        while await watcher.step():
-            pass
-    finally:
-        await watcher.close()
 
 
 async def get(pool: asyncpg.Pool, path: str) -> Any:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from collateral_anvil import BURN, CHAIN_ID, AnvilNode, deploy, dev_key
+from collateral_anvil import BURN, CHAIN_ID, AnvilNode, deploy, dev_key, mine
 from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractCustomError
@@ -24,10 +24,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anvil]
 EX = uuid.UUID("6339ba4f-60f9-45c2-9d95-2b755bb57ca6")
 CONF = 2
 T0 = datetime(2026, 11, 21, 12, tzinfo=UTC)
-
-
-def mine(w3: Web3, n: int) -> None:
-    w3.provider.make_request("anvil_mine", [n])  # type: ignore[arg-type]
 
 
 def request(request_id: str, amount: int, reason: str = "first_incident") -> SlashPlan:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from collateral_anvil import CHAIN_ID, DECISION_TIMEOUT, AnvilNode, deploy
+from collateral_anvil import CHAIN_ID, DECISION_TIMEOUT, AnvilNode, deploy, drain, mine
 from web3 import Web3
 
 from schemas.events import CollateralLog
@@ -26,10 +26,6 @@ MD5 = hashlib.md5(b"x").digest()
 CONF = 3
 
 
-def mine(w3: Web3, n: int) -> None:
-    w3.provider.make_request("anvil_mine", [n])  # type: ignore[arg-type]
-
-
 def config(anvil: AnvilNode, contract: Any, w3: Web3, **kw: Any) -> WatcherConfig:
     start = w3.eth.block_number  # the deployment block (instamine)
     base: dict[str, Any] = dict(rpc_url=anvil.url, contract_address=contract.address, chain_id=CHAIN_ID,
@@ -37,14 +33,6 @@ def config(anvil: AnvilNode, contract: Any, w3: Web3, **kw: Any) -> WatcherConfi
                                 backoff_min_seconds=0.05, backoff_max_seconds=0.2, rpc_timeout_seconds=0.5)
     base.update(kw)
     return WatcherConfig(**base)
-
-
-async def drain(watcher: Watcher) -> None:
-    try:
-        while await watcher.step():
-            pass
-    finally:
-        await watcher.close()
 
 
 async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:

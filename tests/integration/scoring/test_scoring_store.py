@@ -15,7 +15,6 @@ import pytest
 from schemas.envelope import Event
 from schemas.values import fmt_decimal
 from services.runtime.api import create_app
-from services.runtime.db import create_pool, migrate
 from services.runtime.outbox import Message
 from services.runtime.processor import Accepted, Processor
 from services.scoring.api import router
@@ -23,6 +22,7 @@ from services.scoring.core import ScoringCore
 from services.scoring.store import MIGRATIONS, project
 from services.scoring.weights import weights
 from tests import factories as f
+from tests.integration.kit import migrated_pool
 
 pytestmark = pytest.mark.integration
 
@@ -63,13 +63,10 @@ BATCHES: list[list[Event]] = [
 @pytest.fixture
 async def api(database_url: str) -> AsyncIterator[tuple[Processor, httpx.AsyncClient, Any]]:
     service = f"scoring_store_{secrets.token_hex(4)}"
-    pool = await create_pool(database_url, service)
-    async with pool.acquire() as conn:
-        await migrate(conn, service, MIGRATIONS)
-    app = create_app(service, router, pool)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as http:
-        yield Processor(service, ScoringCore(), project), http, pool
-    await pool.close()
+    async with migrated_pool(database_url, service, MIGRATIONS) as pool:
+        app = create_app(service, router, pool)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scoring") as http:
+            yield Processor(service, ScoringCore(), project), http, pool
 
 
 async def get(http: httpx.AsyncClient, path: str, status: int = 200, **params: str) -> Any:

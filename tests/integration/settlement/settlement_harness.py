@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from schemas.codec import decode_obj, encode
+from schemas.codec import encode
 from schemas.envelope import Event
 from schemas.events import Payout, PayoutPlanned
 from schemas.topics import INPUT
@@ -25,7 +25,7 @@ from services.runtime.settings import Settings
 from services.settlement.app import PayoutSettings, make_spec
 from services.settlement.chain_memory_pg import MemoryChainSettings, stakes_on, stored_state
 from services.settlement.core import SettlementCore
-from tests.factories import envelope, epoch, params
+from tests.factories import day_closed, epoch, params
 from tests.integration.kit import FAST
 
 PAYOUT_HOTKEY = "5PayoutHotkey"
@@ -34,17 +34,6 @@ FUNDED_RAO = 10**15
 MEMORY_PAYOUTS = PayoutSettings(chain="memory", payout_interval_seconds=0.2, payout_backoff_seconds=0.05)
 
 Line = tuple[str, str, int]  # hotkey, coldkey, payable_rao
-
-
-def day_closed(day: str, closed_at: str, rows: Sequence[Line]) -> Event:
-    data: dict[str, Any] = {
-        "billing_day": day, "prices": {"tao_usd": "400", "alpha_tao": "0.05"}, "ledger_hash": "0" * 64,
-        "providers": [{"hotkey": hk, "coldkey": ck, "emission_rao": rao, "rental_fee_usd_micros": 0,
-                       "forfeited_rao": 0, "forfeited_usd_micros": 0, "adjustment_rao": 0,
-                       "adjustment_usd_micros": 0, "payable_rao": rao, "carried_rao": 0, "slashed_wei": 0}
-                      for hk, ck, rao in rows],
-    }
-    return decode_obj(envelope("day.closed", closed_at, data))
 
 
 @dataclass(frozen=True)
@@ -75,12 +64,12 @@ def scenario(providers: int = 7, max_batch: int = 3, tag: str = "") -> Scenario:
         rows.append((f"hksmall{tag}", f"cksmall{tag}", 4_000_000))
         statements[day] = rows
     events = [params("2026-11-01T00:00:00Z", max_batch=max_batch, min_payout_rao=10_000_000)]
-    events.append(day_closed(days[0], "2026-11-02T02:00:00Z", statements[days[0]]))
-    events.append(day_closed(days[1], "2026-11-03T02:00:00Z", statements[days[1]]))
+    events.append(day_closed(days[0], statements[days[0]], "2026-11-02T02:00:00Z"))
+    events.append(day_closed(days[1], statements[days[1]], "2026-11-03T02:00:00Z"))
     events.append(epoch(1, "2026-11-03T17:00:00Z"))
-    events.append(day_closed(days[2], "2026-11-04T02:00:00Z", statements[days[2]]))
+    events.append(day_closed(days[2], statements[days[2]], "2026-11-04T02:00:00Z"))
     events.append(epoch(2, "2026-11-04T17:00:00Z"))
-    events.append(day_closed(days[3], "2026-11-05T02:00:00Z", statements[days[3]]))
+    events.append(day_closed(days[3], statements[days[3]], "2026-11-05T02:00:00Z"))
     events.append(epoch(3, "2026-11-05T17:00:00Z"))
     events.append(epoch(4, "2026-11-06T17:00:00Z"))
     return Scenario(events, statements)

@@ -13,7 +13,6 @@ import pytest
 from settlement_harness import scenario
 
 from schemas.codec import decode
-from services.runtime.db import create_pool, migrate
 from services.settlement.chain import Transfer
 from services.settlement.chain_memory import MemoryChain
 from services.settlement.chain_memory_pg import MemoryChainSettings, PersistentMemoryChain
@@ -21,20 +20,15 @@ from services.settlement.execution import PayoutState, PlannedPayout
 from services.settlement.execution_store import MemoryExecutionStore
 from services.settlement.executor import Executor, ExecutorConfig
 from services.settlement.store import MIGRATIONS, PgExecutionStore, store_planned
+from tests.integration.kit import migrated_pool
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    name = f"settlement_store_{secrets.token_hex(4)}"
-    pool = await create_pool(database_url, name, 4)
-    async with pool.acquire() as conn:
-        await migrate(conn, name, MIGRATIONS)
-    try:
+    async with migrated_pool(database_url, f"settlement_store_{secrets.token_hex(4)}", MIGRATIONS) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 def planned_payouts() -> list[PlannedPayout]:

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from schemas.codec import decode_obj
 from schemas.envelope import Event
 from schemas.events import PayoutDeferred, PayoutPlanned
 from services.settlement.core import SettlementCore
-from tests.factories import envelope, epoch, params
-
-
-def day_closed(day: str, rows: list[tuple[str, str, int]]) -> Event:
-    data: dict[str, Any] = {
-        "billing_day": day, "prices": {"tao_usd": "400", "alpha_tao": "0.05"}, "ledger_hash": "0" * 64,
-        "providers": [{"hotkey": hk, "coldkey": ck, "emission_rao": rao, "rental_fee_usd_micros": 0,
-                       "forfeited_rao": 0, "forfeited_usd_micros": 0, "adjustment_rao": 0,
-                       "adjustment_usd_micros": 0, "payable_rao": rao, "carried_rao": 0, "slashed_wei": 0}
-                      for hk, ck, rao in rows],
-    }
-    return decode_obj(envelope("day.closed", f"{day}T00:00:00Z", data))
+from tests.factories import day_closed, epoch, params
 
 
 def run(core: SettlementCore, *events: Event) -> list[Event]:
