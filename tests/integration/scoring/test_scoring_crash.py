@@ -26,7 +26,10 @@ from tests.integration.kit import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
-KILL_AT_1, KILL_AT_2 = 0.25, 0.6  # shares of the distinct outputs published before each SIGKILL
+# The log is published in three parts, one before each run, so each SIGKILL lands before the later input
+# exists: the kills are mid-stream by construction, whatever the speed of the service. Each run is killed
+# once half of the outputs of the input published so far that it has not yet published are out.
+PARTS = (0.4, 0.7, 1.0)
 SERVICE_ARGV = [sys.executable, "-c", "from sn51.cli import main; main()", "service", "scoring"]
 
 
@@ -58,8 +61,10 @@ async def test_scoring_service_killed_mid_stream_publishes_the_same_set(
     want_set = {(e.id, e.to_bytes()) for e in want.derived}
     assert len(want_set) == len(want.derived)
     assert sum(e.type == "epoch.scored" for e in want.derived) >= 10
+    cuts = [round(len(log) * p) for p in PARTS]
+    upto = [len({e.id for e in expected(log[:c], input_topic).derived}) for c in cuts]
+    assert 0 < upto[0] < upto[1] < upto[2] == len(want_set)
     await create_all_topics(kafka_bootstrap, prefix)
-    await produce(kafka_bootstrap, log, topic=input_topic)
     service_log = tmp_path / "scoring.log"
 
     env = {
@@ -79,11 +84,11 @@ async def test_scoring_service_killed_mid_stream_publishes_the_same_set(
         await watcher.seek_to_beginning(tp)
         seen: set[bytes] = set()
         loop = asyncio.get_running_loop()
-        for share in (KILL_AT_1, KILL_AT_2):
+        for run in (0, 1):
+            await produce(kafka_bootstrap, log[cuts[run - 1] if run else 0:cuts[run]], topic=input_topic)
             with service_process(env, service_log) as proc:
                 end = loop.time() + 45
-                # at least one new output in each run, so the second kill is after the first
-                target = max(len(want_set) * share, len(seen) + 1)
+                target = len(seen) + max(1, (upto[run] - len(seen)) // 2)
                 while len(seen) < target:
                     assert proc.poll() is None, tail(service_log)
                     assert loop.time() < end, f"no progress: {len(seen)} outputs\n{tail(service_log)}"
@@ -97,6 +102,7 @@ async def test_scoring_service_killed_mid_stream_publishes_the_same_set(
     assert 0 < at_kill[0] < at_kill[1] < len(want_set), f"the kills did not happen mid-stream: {at_kill}"
 
     # A last run continues from PostgreSQL and the committed offsets.
+    await produce(kafka_bootstrap, log[cuts[1]:], topic=input_topic)
     with service_process(env, service_log) as proc:
         async def complete() -> bool:
             assert proc.poll() is None, tail(service_log)
