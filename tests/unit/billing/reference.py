@@ -126,7 +126,7 @@ class NaiveBilling:
             f_usd = sum(v for (h, ex), v in parts.items() if h == hk and (ex, day) in self.incidents)
             em = sum(r for dd, h, _, r in self.emission if dd == day and h == hk)
             f_rao = sum(r for dd, h, ex, r in self.emission if dd == day and h == hk and (ex, day) in self.incidents)
-            a_usd, a_rao = self.adj[day][hk] if hk in self.adj[day] else (0, 0)
+            a_usd, a_rao = self.adj[day].get(hk, (0, 0))
             usd = fee - f_usd + a_usd
             rao = em - f_rao + a_rao + self.carry[hk] + math.floor(Fraction(usd * 1000) / (tao * alpha))
             row = {"coldkey": self.coldkey[hk], "emission_rao": em, "rental_fee_usd_micros": fee,
