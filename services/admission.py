@@ -8,14 +8,19 @@ refuses. `admit` raises `Refused` and then changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from schemas.codec import Refused
 from schemas.envelope import Event
-from schemas.events import EpochClosed, ExecutorListed, ParamsUpdated, RentalIncident, RentalStarted, RentalStopped
+from schemas.events import EpochClosed, ExecutorListed, ParamsUpdated
 from schemas.values import frac
 from services.params import Params, apply_update
+from services.rentals import require_listed
 
 
-def check_epoch(d: EpochClosed, seen: set[tuple[int, int]]) -> None:
+def check_epoch(d: EpochClosed, seen: Container[tuple[int, int]]) -> None:
+    """SPEC 3.3: one epoch.closed per (netuid, epoch) (`duplicate_epoch`), with positive prices and a
+    non-negative emission (`bad_prices`). Every core that reads epoch.closed refuses through this."""
     if (d.netuid, d.epoch) in seen:
         raise Refused("duplicate_epoch", f"epoch {d.epoch} of netuid {d.netuid} was already closed")
     if frac(d.tao_usd) <= 0 or frac(d.alpha_tao) <= 0 or d.miner_emission_rao < 0:
@@ -30,11 +35,9 @@ class Admission:
         self.params = Params()
 
     def admit(self, event: Event) -> None:
+        require_listed(event, self.listed)
         d = event.data
-        if isinstance(d, RentalStarted | RentalStopped | RentalIncident):
-            if d.executor_id not in self.listed:
-                raise Refused("unknown_executor", f"executor {d.executor_id} was never listed")
-        elif isinstance(d, ExecutorListed):
+        if isinstance(d, ExecutorListed):
             self.listed.add(d.executor_id)
         elif isinstance(d, EpochClosed):
             check_epoch(d, self.epochs)

@@ -8,6 +8,7 @@ applied when the start arrives; a second start is ignored; a second stop replace
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from datetime import datetime
 from fractions import Fraction
@@ -16,6 +17,13 @@ from schemas.codec import Refused
 from schemas.envelope import Event
 from schemas.events import ExecutorDelisted, ExecutorListed, RentalIncident, RentalStarted, RentalStopped
 from schemas.values import frac
+
+
+def require_listed(event: Event, listed: Container[str]) -> None:
+    """SPEC 2: a rental.* event (started, stopped, incident) of an executor never listed is `unknown_executor`."""
+    d = event.data
+    if isinstance(d, RentalStarted | RentalStopped | RentalIncident) and d.executor_id not in listed:
+        raise Refused("unknown_executor", f"executor {d.executor_id} was never listed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +75,7 @@ class RentalBook:
 
     def check(self, event: Event) -> None:
         """Refuse (`unknown_executor`) a rental event for an executor never listed. Changes nothing."""
-        d = event.data
-        if isinstance(d, RentalStarted | RentalStopped | RentalIncident) and not self.knows(d.executor_id):
-            raise Refused("unknown_executor", f"executor {d.executor_id} was never listed")
+        require_listed(event, self.listings)
 
     def knows(self, executor_id: str) -> bool:
         return executor_id in self.listings

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import ClassVar, Literal, cast
 
-from schemas.codec import Refused, check_params_ranges
+from schemas.codec import check_params_ranges
 from schemas.envelope import Event, derive
 from schemas.events import (
     BenchmarkCompleted,
@@ -51,6 +51,7 @@ from schemas.events import (
 )
 from schemas.topics import READS
 from schemas.values import fmt_decimal, frac
+from services.admission import check_epoch
 from services.params import DEFAULT_PORTIONS, Params, apply_update
 from services.rentals import Listing, RentalBook
 from services.scoring.portions import after_revenue, with_models
@@ -137,12 +138,8 @@ class ScoringCore:
 
     def _on_epoch(self, event: Event) -> list[Event]:
         d = cast(EpochClosed, event.data)
-        if (d.netuid, d.epoch) in self.epochs:
-            raise Refused("duplicate_epoch", f"epoch {d.epoch} of netuid {d.netuid} was already closed")
+        check_epoch(d, self.epochs)
         tao_usd, alpha_tao = frac(d.tao_usd), frac(d.alpha_tao)
-        if tao_usd <= 0 or alpha_tao <= 0 or d.miner_emission_rao < 0:
-            raise Refused("bad_prices", f"tao_usd {d.tao_usd}, alpha_tao {d.alpha_tao}, "
-                                        f"miner_emission_rao {d.miner_emission_rao}")
         self.epochs.add((d.netuid, d.epoch))
         result = split(self.participants(), self.params, self.portions, d.miner_emission_rao,
                        tao_usd, alpha_tao)

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import ClassVar
 
-from schemas.codec import Refused
 from schemas.envelope import Event, derive, derived_id
 from schemas.events import DayClosed, EpochClosed, ParamsUpdated, PayoutDeferred, PayoutPlanned
 from schemas.topics import READS
-from schemas.values import frac
+from services.admission import check_epoch
 from services.params import Params, apply_update
 
 SOURCE = "settlement"
@@ -76,11 +75,7 @@ class SettlementCore:
         return []
 
     def _epoch_closed(self, event: Event, d: EpochClosed) -> list[Event]:
-        if (d.netuid, d.epoch) in self.epochs:
-            raise Refused("duplicate_epoch", f"epoch {d.epoch} of netuid {d.netuid} was already closed")
-        if frac(d.tao_usd) <= 0 or frac(d.alpha_tao) <= 0 or d.miner_emission_rao < 0:
-            raise Refused("bad_prices", f"tao_usd {d.tao_usd}, alpha_tao {d.alpha_tao}, "
-                                        f"miner_emission_rao {d.miner_emission_rao}")
+        check_epoch(d, self.epochs)
         self.epochs.add((d.netuid, d.epoch))
         t = d.closed_at.date()
         if d.closed_at.hour < self.params.payout_hour_utc or t in self.run_days:
