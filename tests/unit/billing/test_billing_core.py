@@ -11,8 +11,8 @@ from schemas.codec import Refused, decode_obj
 from schemas.envelope import Event
 from schemas.events import DayClosed, EarningsAccrued, ProviderStatement
 from services.billing.core import BillingCore
-from services.billing.ledger import balances
 from tests.factories import envelope, epoch, incident, listed, params, started, stopped
+from tests.unit.billing.ledger_check import check_closed_days
 
 
 def scored(n: int, closed_at: str, nodes: list[tuple[str, str, int]], emission: int = 10**12) -> Event:
@@ -184,18 +184,22 @@ def test_refusals_change_nothing() -> None:
     assert core.admission.epochs == {(51, 1)}
 
 
-def test_ledger_balances_and_payable_never_negative() -> None:
+def test_ledger_explains_each_statement_and_payable_never_negative() -> None:
     core = BillingCore(await_scores=False)
-    out = run(
-        core,
+    carried: dict[str, int] = {}
+    out: list[Event] = []
+    for e in (
         listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
         started("r1", "ex1", "2026-11-01T20:00:00Z"),
         scored(1, "2026-11-01T21:00:00Z", [("ex1", "hk1", 7_000)]),
         epoch(1, "2026-11-02T02:00:00Z"),
         stopped("r1", "ex1", "2026-11-02T05:00:00Z", at="2026-11-01T21:00:00Z"),
         epoch(2, "2026-11-03T02:00:00Z"),
-    )
-    for day in statements(out).values():
+    ):
+        derived = core.handle(e)
+        check_closed_days(core, derived, carried)
+        out += derived
+    days = statements(out)
+    assert len(days) == 2 and carried == {"hk1": row(days["2026-11-02"], "hk1").carried_rao}
+    for day in days.values():
         assert all(p.payable_rao >= 0 and p.carried_rao <= 0 for p in day.providers)
-    entries = [e for day in core.open.values() for e in day.entries]
-    assert sum(balances(entries).values()) == 0
