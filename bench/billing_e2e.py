@@ -39,7 +39,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas.codec import Refused, decode, encode
 from schemas.topics import INPUT, READS, ROUTES
 from services.pipeline import Pipeline
-from services.runtime.kafka import create_all_topics, new_producer
+from services.runtime.kafka import committed_offsets, create_all_topics, new_producer
 from services.scoring.core import ScoringCore
 from sn51.localinfra import postgres
 from sn51.localinfra.broker import broker_argv, kafka_answers
@@ -94,19 +94,6 @@ async def raw_consume(bootstrap: str, counts: dict[str, int]) -> float:
         await consumer.stop()
 
 
-async def committed(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        out = {}
-        for t in topics:
-            offset = await consumer.committed(TopicPartition(t, 0))
-            out[t] = -1 if offset is None else offset
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str, int],
                 log_path: Path, batch_size: int) -> dict[str, Any]:
     group = f"bench-billing-{secrets.token_hex(3)}"
@@ -135,7 +122,7 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
                 pg_at_first = postgres_cpu()
             if stored and await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0:
                 with contextlib.suppress(Exception):
-                    if await committed(bootstrap, group, list(counts)) == counts:
+                    if await committed_offsets(bootstrap, group, list(counts)) == counts:
                         break
             await asyncio.sleep(0.02)
         done_wall = time.time()

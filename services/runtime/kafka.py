@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
@@ -103,3 +103,18 @@ async def produce(bootstrap: str, messages: Iterable[bytes | str | Event], topic
         return len(futures)
     finally:
         await producer.stop()
+
+
+async def committed_offsets(bootstrap: str, group: str, topics: Sequence[str]) -> dict[str, int]:
+    """The group's committed offset on partition 0 of each topic (-1 where none). Read through a consumer's
+    OffsetFetch: Tansu answers the admin client's list_consumer_group_offsets in a form it cannot decode."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        out: dict[str, int] = {}
+        for topic in topics:
+            offset = await consumer.committed(TopicPartition(topic, 0))
+            out[topic] = -1 if offset is None else offset
+        return out
+    finally:
+        await consumer.stop()

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.codec import decode, encode, encode_obj
 from schemas.topics import DEAD_LETTER, INPUT, SCORING
-from services.runtime.kafka import create_all_topics, produce
+from services.runtime.kafka import committed_offsets, create_all_topics, produce
 from services.runtime.outbox import Message
 from services.runtime.processor import Accepted, DeadLetter, decide, decode_message
 from services.runtime.service import run
@@ -32,17 +31,6 @@ from tests.unit.runtime.cores import REFUSED_HOTKEY, CountingCore, listing
 from tests.unit.runtime.cores import spec as counting_spec
 
 pytestmark = pytest.mark.integration
-
-
-async def committed(bootstrap: str, group: str, topic: str) -> int:
-    """The group's committed offset (Tansu answers the admin client's OffsetFetch in a form it cannot read)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        offset = await consumer.committed(TopicPartition(topic, 0))
-    finally:
-        await consumer.stop()
-    return -1 if offset is None else offset
 
 
 async def test_runtime_end_to_end_with_restart(kafka_bootstrap: str, database_url: str) -> None:
@@ -70,7 +58,7 @@ async def test_runtime_end_to_end_with_restart(kafka_bootstrap: str, database_ur
     conn = await asyncpg.connect(database_url, server_settings={"search_path": spec.name})
     try:
         async def settled(offset: int) -> bool:
-            if await committed(kafka_bootstrap, group, input_topic) != offset:
+            if (await committed_offsets(kafka_bootstrap, group, [input_topic]))[input_topic] != offset:
                 return False
             return bool(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0)
 
@@ -177,7 +165,8 @@ async def test_sigkill_mid_stream_then_restart_gives_the_outputs_of_an_uninterru
         proc = start_process(name, env, log)
         try:
             async def settled() -> bool:
-                if await committed(kafka_bootstrap, f"sn51-{name}", input_topic) != len(inputs):
+                offsets = await committed_offsets(kafka_bootstrap, f"sn51-{name}", [input_topic])
+                if offsets[input_topic] != len(inputs):
                     return False
                 pending = await conn.fetchval(f"SELECT count(*) FROM {name}.outbox WHERE published_at IS NULL")
                 return bool(pending == 0)

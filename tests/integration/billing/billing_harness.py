@@ -19,7 +19,6 @@ from datetime import date
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.codec import Refused, content_hash, decode, encode
 from schemas.envelope import Event
@@ -29,7 +28,7 @@ from services.billing.core import BillingCore
 from services.billing.ledger import GENESIS_HASH, Entry, day_hash, sort_key
 from services.billing.store import stored_entries
 from services.pipeline import Pipeline
-from services.runtime.kafka import new_producer
+from services.runtime.kafka import committed_offsets, new_producer
 from services.scoring.core import ScoringCore
 from sn51.sim import Faults, lines
 
@@ -154,23 +153,10 @@ async def publish(bootstrap: str, prefix: str, records: Sequence[Record], *, top
         await producer.stop()
 
 
-async def committed(bootstrap: str, group: str, topics: Sequence[str]) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        out = {}
-        for t in topics:
-            offset = await consumer.committed(TopicPartition(t, 0))
-            out[t] = -1 if offset is None else offset
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def consumed_all(conn: asyncpg.Connection, bootstrap: str, group: str, counts: dict[str, int]) -> bool:
     """Every published record's offset committed, and nothing left to publish in the outbox."""
     with contextlib.suppress(Exception):  # the group may be rebalancing; ask again
-        if await committed(bootstrap, group, list(counts)) != counts:
+        if await committed_offsets(bootstrap, group, list(counts)) != counts:
             return False
         return bool(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0)
     return False
