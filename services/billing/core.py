@@ -56,8 +56,8 @@ class OpenDay:
     """What has been booked on a day that has not closed yet."""
 
     emission: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (hk, ex)
-    adjustment_rao: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    adjustment_usd: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    adjustment_rao: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # hotkey -> rao
+    adjustment_usd: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # hotkey -> µUSD
     slashed_wei: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     entries: list[Entry] = field(default_factory=list)
 
@@ -217,7 +217,9 @@ class BillingCore:
                 continue
             part = provider_part(charge, rate)
             hk, ex = rental.listing.hotkey, rental.executor_id
-            closed.fees.setdefault(ex, {})[rental_id] = (hk, part)
+            forfeited = (ex, day) in self.forfeited
+            if not forfeited:  # what the day pays, for late changes; a forfeited executor-day pays nothing
+                closed.fees.setdefault(ex, {})[rental_id] = (hk, part)
             fee[hk] += part
             for e in (Entry.move(iso, "renter_charges", provider(hk), part, "usd_micros", "rental_fee",
                                  rental.start_event_id, ex),
@@ -228,7 +230,7 @@ class BillingCore:
             if part:
                 out.append(self._accrued(cause, hk, ex, day, "rental_fee", rental.start_event_id,
                                          usd=part, tag=rental_id))
-            if (ex, day) in self.forfeited:
+            if forfeited:
                 f_usd[hk] += part
                 forfeit = Entry.move(iso, provider(hk), PLATFORM, part, "usd_micros", "forfeit",
                                      rental.start_event_id, ex)
@@ -244,17 +246,9 @@ class BillingCore:
                 assert forfeit is not None
                 entries.append(forfeit)
             else:
-                closed.emission.setdefault(ex, {})[hk] = closed.emission.get(ex, {}).get(hk, 0) + rao
-        for ex in list(closed.fees):
-            if (ex, day) in self.forfeited:
-                del closed.fees[ex]
-
-        adj_rao: dict[str, int] = defaultdict(int)
-        adj_usd: dict[str, int] = defaultdict(int)
-        for (hk, _ex), v in book.adjustment_rao.items():
-            adj_rao[hk] += v
-        for (hk, _ex), v in book.adjustment_usd.items():
-            adj_usd[hk] += v
+                paid = closed.emission.setdefault(ex, {})
+                paid[hk] = paid.get(hk, 0) + rao
+        adj_rao, adj_usd = book.adjustment_rao, book.adjustment_usd
 
         tao_usd, alpha_tao = self.prices.for_day(day, fallback=(frac(epoch.tao_usd), frac(epoch.alpha_tao)))
         hotkeys = sorted(set(fee) | set(emission) | set(adj_rao) | set(adj_usd)
@@ -366,10 +360,10 @@ class BillingCore:
         book = self._open_day(day)
         iso = day.isoformat()
         if rao:
-            book.adjustment_rao[(hk, ex)] += rao
+            book.adjustment_rao[hk] += rao
             entry = Entry.move(iso, PLATFORM, provider(hk), rao, "rao", "adjustment", event.id, ex)
         else:
-            book.adjustment_usd[(hk, ex)] += usd
+            book.adjustment_usd[hk] += usd
             entry = Entry.move(iso, "renter_charges", provider(hk), usd, "usd_micros", "adjustment",
                                event.id, ex)
         assert entry is not None
