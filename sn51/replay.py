@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -28,7 +29,7 @@ def replay_file(input_path: Path, output_path: Path, *, progress: bool = True) -
         task = bar.add_task("replay", total=size)
         done = 0
 
-        def read() -> object:
+        def read() -> Iterator[bytes]:
             nonlocal lines, done
             for raw in src:
                 lines += 1
@@ -37,7 +38,7 @@ def replay_file(input_path: Path, output_path: Path, *, progress: bool = True) -
                     bar.update(task, completed=done)
                 yield raw
 
-        for item in pipeline.run(read()):  # type: ignore[arg-type]
+        for item in pipeline.run(read()):
             if isinstance(item, Refusal):
                 refused += 1
                 print(f"line {item.line}: {item.code}: {item.reason}", file=sys.stderr)

@@ -4,8 +4,8 @@ gpu_portion.updated and epoch.scored. No I/O, no wall clock, no randomness; exac
 
 Rules where the spec is open (the lead's interpretations):
 - Refusals: `unknown_executor` (via `RentalBook.check`) for rental.started / rental.stopped /
-  rental.incident of an executor never listed; `bad_params` (via `apply_update`, and the range checks of the
-  codec again); on `epoch.closed`: `duplicate_epoch` first (a (netuid, epoch) already accepted), then
+  rental.incident of an executor never listed; `bad_params` (via `apply_update`; the range checks are the codec's); on
+  `epoch.closed` (`services.admission.check_epoch`): `duplicate_epoch` first (a (netuid, epoch) already accepted), then
   `bad_prices` (tao_usd ≤ 0, alpha_tao ≤ 0 or miner_emission_rao < 0). A refused event changes nothing; a
   refused epoch is not recorded as seen. `bad_netuid` and the other stateless codes belong to the codec.
 - Scores: an executor has no score until first computed, and the first computation always emits
@@ -35,7 +35,6 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import ClassVar, Literal, cast
 
-from schemas.codec import check_params_ranges
 from schemas.envelope import Event, derive
 from schemas.events import (
     BenchmarkCompleted,
@@ -121,7 +120,6 @@ class ScoringCore:
 
     def _on_params(self, event: Event) -> list[Event]:
         d = cast(ParamsUpdated, event.data)
-        check_params_ranges(d)
         params, given = apply_update(self.params, d)  # raises bad_params before anything changes
         new_models = [m for m in (d.models or {}) if m not in self.params.models]
         self.params = params

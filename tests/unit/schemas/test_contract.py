@@ -73,7 +73,9 @@ def test_revenue_and_params_refusals() -> None:
             "window_start": "2026-11-01T00:00:00Z", "window_end": "2026-11-01T00:10:00Z",
             "revenue_usd_by_model": {"NVIDIA H200": "-1"}}))
     for bad in ({"tempo": "360"}, {"max_price_rate": 3}, {"nope": "1"}, {"rented_normalization": "all"},
-                {"models": {"X": {"price": "1", "colour": "red"}}}):
+                {"models": {"X": {"price": "1", "colour": "red"}}}, {"total_burn_emission": "1.5"},
+                {"tempo": 0}, {"payout_hour_utc": 24}, {"vram_window": ["1.05", "0.90"]},
+                {"models": {"X": {"price": "1", "caps": {"0": 1}, "vram_mib": 1}}}):
         with pytest.raises(Refused) as info:
             decode_obj(envelope("params.updated", "2026-11-01T00:00:00Z", bad))
         assert info.value.code == "bad_params"
