@@ -63,7 +63,7 @@ def build_log(seed: int, providers: int, days: float) -> list[Record]:
 
 
 async def publish(bootstrap: str, prefix: str, records: list[Record]) -> float:
-    producer = new_producer(bootstrap, max_request_size=8 * 1024 * 1024)
+    producer = new_producer(bootstrap)
     await producer.start()
     try:
         began = time.perf_counter()

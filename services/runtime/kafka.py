@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -48,11 +49,14 @@ class CachedPartitioner:
         return found
 
 
-def new_producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2,
-        partitioner=CachedPartitioner(), max_request_size=MAX_MESSAGE_BYTES, **options,
-    )
+def new_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
+    """acks=all, no idempotence (Tansu refuses it), Kafka's own key partitioning (cached), large messages;
+    any of these can be overridden by `options`."""
+    settings: dict[str, Any] = {
+        "acks": "all", "enable_idempotence": False, "linger_ms": 2, "partitioner": CachedPartitioner(),
+        "max_request_size": MAX_MESSAGE_BYTES,
+    }
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, **(settings | options))
 
 
 async def create_topics(bootstrap: str, topics: Iterable[str], partitions: int | Mapping[str, int] = 1) -> None:
