@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -82,15 +83,39 @@ def peek(raw: bytes) -> tuple[str | None, str | None]:
     return (id_ if isinstance(id_, str) else None), (type_ if isinstance(type_, str) else None)
 
 
-def decode_message(message: Message) -> Event | Refused:
+_TYPE_KEY = re.compile(rb'"type"\s*:')
+_TYPE = re.compile(rb'"type"\s*:\s*"([a-z_.]+)"')
+
+
+def unread_type(raw: bytes, reads: frozenset[str]) -> str | None:
+    """The type of a message that surely is of a type the service does not read (every `"type"` key in its
+    bytes names a known event type outside `reads`), found without decoding it; else None, and the full
+    decode decides. A service's topics carry mostly what it does not read (benchmarks, for billing), and such
+    messages are ignored, valid or not, so their validation is work thrown away."""
+    found = _TYPE.findall(raw)
+    if not found or len(found) != len(_TYPE_KEY.findall(raw)):
+        return None
+    types = sorted({t.decode() for t in found})
+    return types[0] if all(t in EVENT_MODELS and t not in reads for t in types) else None
+
+
+def decode_message(message: Message, reads: frozenset[str] | None = None) -> Event | Refused | Ignored:
+    """The decoded event, the codec's refusal, or (given the service's `reads`) an `Ignored` for a message of
+    a type the service does not read."""
+    if reads is not None:
+        skipped = unread_type(message.value, reads)
+        if skipped is not None:
+            return Ignored(message, skipped)
     try:
         return decode(message.value)
     except Refused as refused:
         return refused
 
 
-def decide(core: Core, known: dict[str, str], message: Message, decoded: Event | Refused) -> Outcome:
+def decide(core: Core, known: dict[str, str], message: Message, decoded: Event | Refused | Ignored) -> Outcome:
     """What one message does. Adds an accepted event's hash to `known`; `core` folds only accepted events."""
+    if isinstance(decoded, Ignored):
+        return decoded
     if isinstance(decoded, Refused):
         event_id, event_type = peek(message.value)
         if event_type in EVENT_MODELS and event_type not in core.reads:
@@ -139,7 +164,7 @@ class Processor:
 
     async def process(self, conn: asyncpg.Connection, messages: Sequence[Message]) -> list[Outcome]:
         started = self.clock()
-        decoded = [decode_message(m) for m in messages]
+        decoded = [decode_message(m, self.core.reads) for m in messages]
         ids = sorted({d.id for d in decoded if isinstance(d, Event)})
         outcomes: list[Outcome] = []
         async with conn.transaction():

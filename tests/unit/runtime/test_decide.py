@@ -91,3 +91,29 @@ def test_peek_reads_id_and_type_only_from_objects() -> None:
     assert peek(b'{"id": 3}') == (None, None)
     assert peek(b"[1]") == (None, None)
     assert peek(b"\xff") == (None, None)
+
+
+def test_skipping_unread_types_before_decoding_changes_no_outcome() -> None:
+    """With the service's `reads`, messages of other types are ignored before decoding; every outcome (and
+    the core's state) is what the full decode gives, on a simulated log with every kind of fault."""
+    from services.billing.core import BillingCore
+    from sn51.sim import Faults, lines
+
+    values = [line.text.encode() for line in lines(
+        3, 5, 2, faults=Faults(duplicates=0.05, out_of_order=0.2, malformed=0.05), benchmark_interval_minutes=30)]
+    values += [encode_obj({**listing("x1", "hk1"), "type": "benchmark.completed"}),  # wrong type for its data
+               encode_obj({**listing("x2", "hk2"), "data": {"type": "benchmark.completed"}})]  # a crafted key
+    full, fast = BillingCore(), BillingCore()
+    known_full: dict[str, str] = {}
+    known_fast: dict[str, str] = {}
+    skipped = 0
+    for offset, value in enumerate(values):
+        m = msg(value, offset)
+        a = decide(full, known_full, m, decode_message(m))
+        pre = decode_message(m, fast.reads)
+        skipped += isinstance(pre, Ignored)
+        b = decide(fast, known_fast, m, pre)
+        assert type(a) is type(b), (offset, a, b)
+        assert getattr(a, "code", None) == getattr(b, "code", None)
+        assert [e.to_json() for e in getattr(a, "derived", [])] == [e.to_json() for e in getattr(b, "derived", [])]
+    assert skipped > len(values) // 2  # most of the input topic is benchmarks, never decoded by billing
