@@ -40,9 +40,10 @@ class Pipeline:
             found = self._readers[type_] = [c for c in self.cores if type_ in c.reads]
         return found
 
-    def feed(self, event: Event, raw: bytes | str | None = None) -> list[Event]:
-        """One decoded input event (and its message bytes) through the topology; raises `Refused`."""
-        digest = content_hash(raw if raw is not None else event.to_bytes())
+    def feed(self, event: Event, raw: bytes | str) -> list[Event]:
+        """One decoded input event and its message bytes (what "the same content" is judged on) through the
+        topology; raises `Refused`."""
+        digest = content_hash(raw)
         known = self.seen.get(event.id)
         if known is not None:
             if known == digest:
