@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from schemas.values import DecimalStr, UtcTime
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -170,15 +174,11 @@ class EarningsAccrued(Data):
     executor_id: StrictStr
     billing_day: StrictStr = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     kind: Literal["emission", "rental_fee", "adjustment"]
-    amount_rao: StrictInt | None = None
-    amount_usd_micros: StrictInt | None = None
+    # "amount_rao or amount_usd_micros": the amount in the other unit is absent, not null. (`exclude_if`, not
+    # a wrapping serializer: this is the most frequent event, and that costs three times as much.)
+    amount_rao: StrictInt | None = Field(default=None, exclude_if=_is_none)
+    amount_usd_micros: StrictInt | None = Field(default=None, exclude_if=_is_none)
     cause_id: StrictStr
-
-    @model_serializer(mode="wrap")
-    def _one_amount(self, handler: Any) -> dict[str, Any]:
-        # "amount_rao or amount_usd_micros": the amount in the other unit is absent, not null.
-        out: dict[str, Any] = handler(self)
-        return {k: v for k, v in out.items() if not (k.startswith("amount_") and v is None)}
 
 
 class DayPrices(Data):

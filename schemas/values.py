@@ -6,6 +6,7 @@ shares and portions are decimal strings read exactly into `fractions.Fraction`.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from fractions import Fraction
@@ -55,8 +56,10 @@ def _from_groups(value: str, m: re.Match[str]) -> datetime:
         raise PydanticCustomError("bad_time", "invalid time {value}: {err}", ctx) from None
 
 
+@functools.lru_cache(maxsize=4096)  # derived events share their cause's time: hundreds per epoch
 def format_time(dt: datetime) -> str:
-    """Canonical RFC 3339 UTC form: seconds, microseconds only when non-zero, and 'Z'."""
+    """Canonical RFC 3339 UTC form: seconds, microseconds only when non-zero, and 'Z'. Depends only on the
+    instant (equal datetimes give the same text), so the cache may answer for an equal one."""
     if dt.tzinfo is not UTC:
         dt = dt.astimezone(UTC)
     return dt.replace(tzinfo=None).isoformat() + "Z"

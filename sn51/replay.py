@@ -22,7 +22,7 @@ def replay_file(input_path: Path, output_path: Path, *, progress: bool = True) -
     size = input_path.stat().st_size
     lines = derived = refused = 0
     pipeline = Pipeline()
-    with input_path.open("rb") as src, output_path.open("w", encoding="utf-8") as out, Progress(
+    with input_path.open("rb") as src, output_path.open("wb") as out, Progress(
         TextColumn("replay"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
         console=err, disable=not progress, transient=True,
     ) as bar:
@@ -44,8 +44,8 @@ def replay_file(input_path: Path, output_path: Path, *, progress: bool = True) -
                 print(f"line {item.line}: {item.code}: {item.reason}", file=sys.stderr)
             else:
                 derived += 1
-                out.write(item.to_json())
-                out.write("\n")
+                out.write(item.to_bytes())
+                out.write(b"\n")
     return lines, derived, refused
 
 

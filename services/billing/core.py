@@ -42,7 +42,7 @@ from schemas.topics import READS
 from schemas.values import day_of, day_start, fmt_decimal, frac
 from services.admission import Admission
 from services.billing.fees import ONE_DAY, charge_usd_micros, days_touched, provider_part
-from services.billing.ledger import GENESIS_HASH, PLATFORM, Entry, day_hash, provider
+from services.billing.ledger import GENESIS_HASH, PLATFORM, Entry, canonical_order, ordered_day_hash, provider
 from services.billing.prices import PriceBook
 from services.params import Params, apply_update
 from services.rentals import Rental, RentalBook, RentalChange
@@ -94,8 +94,8 @@ class BillingCore:
         self.live_rentals: set[str] = set()  # rentals that may still overlap an open day
         self.last_hash = GENESIS_HASH
         self.statements: dict[date, DayClosed] = {}
-        # The ledger entries of the days closed by the latest `handle` call (for the shell to store with the
-        # day.closed events it returned); emptied at each call, so memory does not grow with history.
+        # The ledger entries (in canonical order) of the days closed by the latest `handle` call (for the shell
+        # to store with the day.closed events it returned); emptied at each call, so memory does not grow.
         self.closed_entries: dict[date, tuple[Entry, ...]] = {}
 
     # -- the fold -------------------------------------------------------------------------------------------
@@ -279,8 +279,9 @@ class BillingCore:
                 carried_rao=carried, slashed_wei=book.slashed_wei.get(hk, 0),
             ))
 
-        self.last_hash = day_hash(self.last_hash, entries)
-        self.closed_entries[day] = tuple(entries)
+        ordered = canonical_order(entries)
+        self.last_hash = ordered_day_hash(self.last_hash, ordered)
+        self.closed_entries[day] = ordered
         statement = DayClosed(
             billing_day=iso,
             prices=DayPrices(tao_usd=fmt_decimal(tao_usd), alpha_tao=fmt_decimal(alpha_tao)),

@@ -10,10 +10,11 @@ hashed in canonical JSON, chained to the previous day's hash.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.envelope import canonical_json
+from schemas.envelope import canonical_bytes
 
 GENESIS_HASH = "0" * 64
 PLATFORM = "platform"
@@ -55,9 +56,19 @@ def sort_key(e: Entry) -> tuple[str, str, str, str, str, str, str, int]:
     return (e.kind, e.unit, e.debit, e.credit, e.executor_id, e.cause_id, e.day, e.amount)
 
 
-def day_hash(previous: str, entries: list[Entry]) -> str:
-    body = canonical_json([e.to_dict() for e in sorted(entries, key=sort_key)])
-    return hashlib.sha256((previous + body).encode()).hexdigest()
+def canonical_order(entries: Iterable[Entry]) -> tuple[Entry, ...]:
+    """A day's entries in the order its hash covers and its rows are numbered."""
+    return tuple(sorted(entries, key=sort_key))
+
+
+def day_hash(previous: str, entries: Iterable[Entry]) -> str:
+    return ordered_day_hash(previous, canonical_order(entries))
+
+
+def ordered_day_hash(previous: str, ordered: Sequence[Entry]) -> str:
+    """`day_hash` of entries already in `canonical_order`."""
+    body = canonical_bytes([e.to_dict() for e in ordered])
+    return hashlib.sha256(previous.encode() + body).hexdigest()
 
 
 def balances(entries: list[Entry]) -> dict[tuple[str, str], int]:

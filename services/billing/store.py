@@ -29,7 +29,7 @@ import asyncpg
 
 from schemas.envelope import Event
 from schemas.events import DayClosed, EarningsAccrued
-from services.billing.ledger import GENESIS_HASH, Entry, sort_key
+from services.billing.ledger import GENESIS_HASH, Entry
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -119,12 +119,12 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-def numbered(entries: Sequence[Entry]) -> list[tuple[int, int, Entry]]:
-    """(seq, part, entry) in canonical order: seq is the position, part the ordinal among entries that share
-    the cause key."""
+def numbered(ordered: Sequence[Entry]) -> list[tuple[int, int, Entry]]:
+    """(seq, part, entry) of entries in canonical order (`BillingCore.closed_entries` holds them so): seq is
+    the position, part the ordinal among entries that share the cause key."""
     out: list[tuple[int, int, Entry]] = []
     parts: dict[tuple[str, str, str, str, str, str, str], int] = {}
-    for seq, e in enumerate(sorted(entries, key=sort_key)):
+    for seq, e in enumerate(ordered):
         key = (e.kind, e.cause_id, e.executor_id, e.debit, e.credit, e.unit, e.day)
         part = parts.get(key, 0)
         parts[key] = part + 1

@@ -63,6 +63,23 @@ RUNTIME_MIGRATIONS: tuple[str, ...] = (
         updated_at    timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # The relay keeps a position instead of marking each published row (one row updated per published batch,
+    # not one per event: the marks were the costliest statement of a busy service). Every outbox row with
+    # seq <= published_seq is published. It is enough because writers take the outbox lock
+    # (`services.runtime.outbox.write_rows`) and hold it to their commit: rows become visible in seq order.
+    """
+    CREATE TABLE relay_position (
+        one            boolean PRIMARY KEY DEFAULT true CHECK (one),
+        published_seq  bigint NOT NULL CHECK (published_seq >= 0),
+        published_at   timestamptz NOT NULL DEFAULT now()
+    );
+    INSERT INTO relay_position (published_seq)
+    SELECT coalesce((SELECT min(seq) - 1 FROM outbox WHERE published_at IS NULL), (SELECT max(seq) FROM outbox), 0);
+    DROP INDEX outbox_unpublished;
+    ALTER TABLE outbox DROP COLUMN published_at;
+    CREATE VIEW outbox_pending AS  -- the position as a scalar subquery: an index range scan, not a join
+    SELECT * FROM outbox WHERE seq > (SELECT published_seq FROM relay_position);
+    """,
 )
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -40,7 +40,7 @@ PAYOUT_STATES = ("planned", "submitting", "confirmed", "held", "failed")
 
 async def refresh(conn: Any, service: str) -> None:
     """Update the gauges read from the service's tables (its schema is the connection's search_path)."""
-    backlog = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    backlog = await conn.fetchval("SELECT count(*) FROM outbox_pending")
     OUTBOX_BACKLOG.labels(service).set(int(backlog or 0))
     age = await conn.fetchval("SELECT extract(epoch FROM now() - max(processed_at)) FROM inbox")
     if age is not None:

@@ -32,7 +32,9 @@ from schemas.events import EVENT_MODELS
 from services.core import Core
 from services.runtime import metrics
 from services.runtime.logging import for_event, get_logger
-from services.runtime.outbox import Message, OutboxRow, dead_letter_row, event_row, write_rows
+from services.runtime.outbox import Message, OutboxRow, copy_rows, dead_letter_row, event_row, write_rows
+
+INBOX_COLUMNS = ("event_id", "event_type", "content_hash", "raw", "source_topic", "source_partition", "source_offset")
 
 ProjectHook = Callable[[asyncpg.Connection, Event, list[Event]], Awaitable[None]]
 # The same for a whole batch at once, in processing order (fewer round trips: executemany / COPY).
@@ -190,15 +192,15 @@ class Processor:
     async def _write(self, conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         dead = [o for o in outcomes if isinstance(o, DeadLetter)]
-        if accepted:
-            await conn.executemany(
-                """INSERT INTO inbox (event_id, event_type, content_hash, raw, source_topic, source_partition,
-                                      source_offset) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-                [
+        if accepted:  # ids checked against the inbox above, in this transaction of the only writer: COPY
+            await conn.copy_records_to_table(
+                "inbox",
+                records=[
                     (a.event.id, a.event.type, a.content_hash, a.message.value, a.message.topic,
                      a.message.partition, a.message.offset)
                     for a in accepted
                 ],
+                columns=INBOX_COLUMNS,
             )
         if dead:
             await conn.executemany(
@@ -212,15 +214,19 @@ class Processor:
                     for d in dead
                 ],
             )
-        rows: list[OutboxRow] = []
+        # Outbox rows in outcome order: derived events by COPY (their causes were accepted just now, so their
+        # ids are new), dead letters by INSERT ... ON CONFLICT (a redelivered refusal is refused again).
+        run: list[OutboxRow] = []
         for o in outcomes:
             if isinstance(o, Accepted):
-                rows.extend(event_row(e, self.topic_prefix) for e in o.derived)
+                run.extend(event_row(e, self.topic_prefix) for e in o.derived)
             elif isinstance(o, DeadLetter):
-                rows.append(
+                await copy_rows(conn, run)
+                run = []
+                await write_rows(conn, [
                     dead_letter_row(self.service, o.message, o.code, o.reason, o.event_type, self.topic_prefix)
-                )
-        await write_rows(conn, rows)
+                ])
+        await copy_rows(conn, run)
 
     def _count(self, outcomes: Sequence[Outcome], seconds: float) -> None:
         svc = self.service

@@ -1,4 +1,4 @@
-"""The outbox relay: publishes unpublished outbox rows, in outbox order, then marks them published.
+"""The outbox relay: publishes unpublished outbox rows, in outbox order, then moves its position past them.
 
 At-least-once: a crash between the broker's ack and the mark republishes those rows on restart; readers
 drop them as duplicates (same id, same content). A plain producer with acks=all; no idempotent or
@@ -14,6 +14,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from services.runtime import metrics
+from services.runtime.kafka import CachedPartitioner, send_in_order
 from services.runtime.outbox import backlog, mark_published, unpublished
 
 
@@ -26,6 +27,7 @@ class Relay:
         self.batch = batch
         self.idle_seconds = idle_seconds
         self._wake = asyncio.Event()
+        self.partitioner = CachedPartitioner()
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows: publish now rather than at the next poll."""
@@ -36,16 +38,10 @@ class Relay:
         async with self.pool.acquire() as conn:
             rows = await unpublished(conn, self.batch)
             if rows:
-                futures = [
-                    await self.producer.send(
-                        row.topic, value=row.value, key=row.key,
-                        headers=[(k, v.encode()) for k, v in row.headers] or None,
-                    )
-                    for _, row in rows
-                ]
-                for f in futures:
-                    await f
-                await mark_published(conn, [seq for seq, _ in rows])
+                await send_in_order(self.producer, self.partitioner, [
+                    (row.topic, row.key, row.value, [(k, v.encode()) for k, v in row.headers]) for _, row in rows
+                ])
+                await mark_published(conn, rows[-1][0])
                 metrics.PUBLISHED.labels(self.service).inc(len(rows))
             metrics.OUTBOX_BACKLOG.labels(self.service).set(await backlog(conn) if rows else 0)
         return len(rows)

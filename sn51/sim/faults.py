@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sn51.sim.jsonl import encode
+from schemas.envelope import canonical_json as encode
 from sn51.sim.keys import uuid4
 
 # Types whose lines may be delivered late, after the next line with the same key.

@@ -60,7 +60,7 @@ async def test_runtime_end_to_end_with_restart(kafka_bootstrap: str, database_ur
         async def settled(offset: int) -> bool:
             if (await committed_offsets(kafka_bootstrap, group, [input_topic]))[input_topic] != offset:
                 return False
-            return bool(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0)
+            return bool(await conn.fetchval("SELECT count(*) FROM outbox_pending") == 0)
 
         runtime = asyncio.create_task(run(spec, settings))
         await eventually(lambda: settled(len(first)), "the first batch to be committed and published")
@@ -168,7 +168,7 @@ async def test_sigkill_mid_stream_then_restart_gives_the_outputs_of_an_uninterru
                 offsets = await committed_offsets(kafka_bootstrap, f"sn51-{name}", [input_topic])
                 if offsets[input_topic] != len(inputs):
                     return False
-                pending = await conn.fetchval(f"SELECT count(*) FROM {name}.outbox WHERE published_at IS NULL")
+                pending = await conn.fetchval(f"SELECT count(*) FROM {name}.outbox_pending")
                 return bool(pending == 0)
 
             await eventually(settled, "the whole input to be committed and published")

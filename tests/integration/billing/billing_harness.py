@@ -158,7 +158,7 @@ async def consumed_all(conn: asyncpg.Connection, bootstrap: str, group: str, cou
     with contextlib.suppress(Exception):  # the group may be rebalancing; ask again
         if await committed_offsets(bootstrap, group, list(counts)) != counts:
             return False
-        return bool(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0)
+        return bool(await conn.fetchval("SELECT count(*) FROM outbox_pending") == 0)
     return False
 
 

@@ -108,7 +108,7 @@ async def settled(conn: asyncpg.Connection, expected_payouts: int) -> bool:
         return False
     final = await conn.fetchval("SELECT count(*) FROM payout WHERE state IN ('confirmed', 'held', 'failed')")
     total = await conn.fetchval("SELECT count(*) FROM payout")
-    backlog = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    backlog = await conn.fetchval("SELECT count(*) FROM outbox_pending")
     return bool(total == expected_payouts and final == total and backlog == 0)
 
 

@@ -146,7 +146,7 @@ async def test_dry_run_stores_the_plan_and_sends_nothing(kafka_bootstrap: str, d
         rep = await report(conn) if await conn.fetchval("SELECT to_regclass('payout') IS NOT NULL") else None
         if rep is None or (rep["executor"] or {}).get("announced") != len(sc.planned):
             return False
-        return bool(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0)
+        return bool(await conn.fetchval("SELECT count(*) FROM outbox_pending") == 0)
 
     try:
         await eventually(announced, "the dry run of every planned payout",

@@ -12,7 +12,7 @@ import pytest
 from schemas.codec import encode_obj
 from schemas.envelope import Event
 from schemas.topics import DEAD_LETTER, SCORING
-from services.runtime.db import create_pool, get_state, migrate, set_state
+from services.runtime.db import RUNTIME_MIGRATIONS, create_pool, get_state, migrate, set_state
 from services.runtime.outbox import Message
 from services.runtime.processor import Accepted, DeadLetter, Duplicate, Processor, rebuild
 from tests.unit.runtime.cores import PROJECTION_SQL, REFUSED_HOTKEY, CountingCore, listing, project_batch, projection
@@ -33,7 +33,7 @@ async def db(database_url: str) -> AsyncIterator[Db]:
     service = f"proc_{secrets.token_hex(4)}"
     pool = await create_pool(database_url, service)
     async with pool.acquire() as conn:
-        assert await migrate(conn, service, [PROJECTION_SQL]) == 2
+        assert await migrate(conn, service, [PROJECTION_SQL]) == len(RUNTIME_MIGRATIONS) + 1
         assert await migrate(conn, service, [PROJECTION_SQL]) == 0
     yield Db(pool, service)
     await pool.close()
