@@ -13,12 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from services.pipeline import Pipeline, Refusal
+from services.runtime.collector import quiet_collector
 
 err = Console(stderr=True)
 
 
 def replay_file(input_path: Path, output_path: Path, *, progress: bool = True) -> tuple[int, int, int]:
     """Replay `input_path` into `output_path`; returns (input lines, derived events, refused lines)."""
+    quiet_collector()
     size = input_path.stat().st_size
     lines = derived = refused = 0
     pipeline = Pipeline()

@@ -10,9 +10,9 @@ hashed in canonical JSON, chained to the previous day's hash.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from schemas.envelope import canonical_bytes
 
@@ -24,8 +24,10 @@ def provider(hotkey: str) -> str:
     return f"provider:{hotkey}"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """One movement. A named tuple, not a frozen dataclass: a busy day books one per node and epoch, and a
+    tuple is built several times faster."""
+
     day: str
     debit: str
     credit: str
@@ -46,14 +48,11 @@ class Entry:
         return Entry(day, src, dst, amount, unit, kind, cause_id, executor_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "day": self.day, "debit": self.debit, "credit": self.credit, "amount": self.amount,
-            "unit": self.unit, "kind": self.kind, "cause_id": self.cause_id, "executor_id": self.executor_id,
-        }
+        return self._asdict()
 
 
-def sort_key(e: Entry) -> tuple[str, str, str, str, str, str, str, int]:
-    return (e.kind, e.unit, e.debit, e.credit, e.executor_id, e.cause_id, e.day, e.amount)
+# The canonical order: (kind, unit, debit, credit, executor_id, cause_id, day, amount), by field index.
+sort_key: Callable[[Entry], tuple[str, str, str, str, str, str, str, int]] = operator.itemgetter(5, 4, 1, 2, 7, 6, 0, 3)
 
 
 def canonical_order(entries: Iterable[Entry]) -> tuple[Entry, ...]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.runtime.outbox import backlog
+
 PROCESSED = Counter("sn51_events_processed", "Events accepted and folded by the core", ["service", "type"])
 DUPLICATES = Counter("sn51_events_duplicate", "Events skipped: same id, same content", ["service", "type"])
 REFUSED = Counter(
@@ -40,9 +42,9 @@ PAYOUT_STATES = ("planned", "submitting", "confirmed", "held", "failed")
 
 async def refresh(conn: Any, service: str) -> None:
     """Update the gauges read from the service's tables (its schema is the connection's search_path)."""
-    backlog = await conn.fetchval("SELECT count(*) FROM outbox_pending")
-    OUTBOX_BACKLOG.labels(service).set(int(backlog or 0))
-    age = await conn.fetchval("SELECT extract(epoch FROM now() - max(processed_at)) FROM inbox")
+    OUTBOX_BACKLOG.labels(service).set(await backlog(conn))
+    age = await conn.fetchval(  # the newest inbox row by seq: an index lookup, not a scan
+        "SELECT extract(epoch FROM now() - processed_at) FROM inbox ORDER BY seq DESC LIMIT 1")
     if age is not None:
         LAST_EVENT_AGE.labels(service).set(float(age))
     if await conn.fetchval("SELECT to_regclass('payout') IS NOT NULL"):

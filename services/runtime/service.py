@@ -23,6 +23,7 @@ from schemas.topics import ALL_TOPICS, ROUTES
 from services.core import Core
 from services.runtime import logging as rlog
 from services.runtime.api import create_app
+from services.runtime.collector import quiet_collector
 from services.runtime.consumer import consume, new_consumer
 from services.runtime.db import create_pool, hold_writer_lock, migrate, schema_name
 from services.runtime.kafka import create_topics, new_producer
@@ -89,6 +90,7 @@ async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
             folded = await rebuild(conn, core)
         REBUILT.labels(spec.name).set(folded)
         log.info("core rebuilt from the inbox", events=folded)
+        quiet_collector()
 
         processor = Processor(
             spec.name, core, spec.project, project_batch=spec.project_batch, topic_prefix=settings.topic_prefix
