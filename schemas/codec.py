@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -99,17 +100,35 @@ def decode_obj(obj: dict[str, Any]) -> Event:
     )
 
 
-def _check_stateless(data: object) -> None:
-    if isinstance(data, ExecutorListed) and data.gpu_count < 1:
+def _check_listing(data: ExecutorListed) -> None:
+    if data.gpu_count < 1:
         raise Refused("bad_listing", f"gpu_count {data.gpu_count} < 1")
-    if isinstance(data, RevenueReported):
-        for model, amount in data.revenue_usd_by_model.items():
-            if frac(amount) < 0:
-                raise Refused("bad_revenue", f"negative revenue {amount} for {model}")
-    if isinstance(data, EpochClosed) and data.netuid != NETUID:
+
+
+def _check_revenue(data: RevenueReported) -> None:
+    for model, amount in data.revenue_usd_by_model.items():
+        if frac(amount) < 0:
+            raise Refused("bad_revenue", f"negative revenue {amount} for {model}")
+
+
+def _check_netuid(data: EpochClosed) -> None:
+    if data.netuid != NETUID:
         raise Refused("bad_netuid", f"netuid {data.netuid} is not {NETUID}")
-    if isinstance(data, ParamsUpdated):
-        check_params_ranges(data)
+
+
+# The stateless rules by data type (a dict lookup: most events, benchmarks, have none).
+_STATELESS: dict[type, Callable[[Any], None]] = {
+    ExecutorListed: _check_listing,
+    RevenueReported: _check_revenue,
+    EpochClosed: _check_netuid,
+    ParamsUpdated: lambda data: check_params_ranges(data),
+}
+
+
+def _check_stateless(data: object) -> None:
+    check = _STATELESS.get(type(data))
+    if check is not None:
+        check(data)
 
 
 def check_params_ranges(p: ParamsUpdated) -> None:

@@ -189,7 +189,7 @@ def test_decimal_ratio_reads_every_decimal_form_exactly() -> None:
     from services.scoring.scores import decimal_scaled
 
     for text in ("523.17", "5.", ".5", "100", "0.000", "1e2", "2.5E-1", "-3.25", "+7", "00012.3400",
-                 "-.5e+3", "1.25e-7", "0e5"):
+                 "-.5e+3", "1.25e-7", "0e5", "9119.35", "0.5", "12", "\u0663.\u0665", "\u0663"):
         num, places = decimal_scaled(text)
         assert places >= 0 and Fraction(num, 10**places) == Fraction(text), text
 
