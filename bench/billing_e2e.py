@@ -6,7 +6,10 @@ The log: `sn51 simulate`'s generator, each input line followed by what the scori
 offline (`epoch.scored` ...), published in the production layout (inputs on `sn51.input`, scoring's events on
 `sn51.scoring`). Billing reads only some types; the others are consumed, decoded and ignored.
 
-    .venv/bin/python bench/billing_e2e.py [--providers 500] [--days 4] [--seed 1]
+    .venv/bin/python bench/billing_e2e.py [--providers 500] [--days 4] [--seed 1] [--runs 3]
+
+The machine is shared and noisy (the same run varies by ±20 %): the measurement is repeated (`--runs`, each
+with fresh topics, database and service process) and the medians are reported beside every run.
 
 Figures: `messages_per_s` counts every consumed message; `billing_events_per_s` counts the events billing
 accepted (inbox rows); both over the service's drain time, from the start of its first processing transaction
@@ -24,6 +27,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -188,8 +192,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         broker = subprocess.Popen(list(broker_argv(port)), stdout=out, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
     cluster: postgres.PrivateCluster | None = None
-    db_name = f"sn51_bench_{secrets.token_hex(5)}"
-    server = None
+    runs: list[dict[str, Any]] = []
     try:
         if not wait_until(lambda: kafka_answers(port), 10):
             raise RuntimeError(f"the broker did not start; see {tmp / 'tansu.log'}")
@@ -198,51 +201,66 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             cluster = postgres.PrivateCluster()
             server = postgres.resolve(start=True)
             assert server is not None
-        postgres.create_database(server.admin_url, db_name)
-        database_url = postgres.with_database(server.admin_url, db_name)
-        load_before = os.getloadavg()[0]
-        e2e = asyncio.run(measure(f"{HOST}:{port}", database_url, records, tmp, args.batch_size))
-        load_after = os.getloadavg()[0]
+        for _ in range(args.runs):  # each run: fresh topics, a fresh database, a fresh service process
+            db_name = f"sn51_bench_{secrets.token_hex(5)}"
+            postgres.create_database(server.admin_url, db_name)
+            try:
+                database_url = postgres.with_database(server.admin_url, db_name)
+                load_before = os.getloadavg()[0]
+                e2e = asyncio.run(measure(f"{HOST}:{port}", database_url, records, tmp, args.batch_size))
+                runs.append(figures(e2e, len(records), os.getloadavg()[0] - load_before))
+            finally:
+                with contextlib.suppress(Exception):
+                    postgres.drop_database(server.admin_url, db_name)
     finally:
         terminate(broker.pid)
         with contextlib.suppress(Exception):
             broker.wait(5)
-        if server is not None:
-            with contextlib.suppress(Exception):
-                postgres.drop_database(server.admin_url, db_name)
         if cluster is not None:
             cluster.stop()
 
-    messages = len(records)
+    def median(key: str) -> float:
+        return float(statistics.median(r[key] for r in runs))
+
+    median_events = median("billing_events_per_s")
+    return {
+        "bench": "billing_e2e",
+        "log": {"seed": args.seed, "providers": args.providers, "days": args.days, "messages": len(records),
+                "billing_read_types": billing_reads, "by_type": dict(sorted(types.items())),
+                "max_message_bytes": max(len(v) for _, _, v in records), "build_s": round(build_s, 2)},
+        "runs": runs,
+        "median": {k: median(k) for k in ("messages_per_s", "billing_events_per_s", "drain_s", "service_cpu_s",
+                                           "postgres_cpu_s", "raw_consume_msgs_per_s", "e2e_vs_raw")},
+        "machine": {"cpus": os.cpu_count(), "batch_size": args.batch_size},
+        "target_events_per_s": 5000,
+        # Two readings of "events/s end to end": every event consumed from the broker (messages_per_s, what
+        # the service reads, decodes or skips, and commits), and the stricter one, the events billing
+        # folds into its ledger (billing_events_per_s). `meets_target` uses the stricter one.
+        "meets_target_messages": median("messages_per_s") >= 5000,
+        "meets_target": median_events >= 5000,
+    }
+
+
+def figures(e2e: dict[str, Any], messages: int, load_change: float) -> dict[str, Any]:
     accepted = e2e["rows"]["inbox"]
     ledger_rows = sum(e2e["rows"][t] for t in ("earning", "ledger_entry", "provider_day", "day_statement"))
     raw_s, drain_s = e2e["raw_s"], e2e["drain_s"]
     return {
-        "bench": "billing_e2e",
-        "log": {"seed": args.seed, "providers": args.providers, "days": args.days, "messages": messages,
-                "billing_read_types": billing_reads, "by_type": dict(sorted(types.items())),
-                "max_message_bytes": max(len(v) for _, _, v in records), "build_s": round(build_s, 2)},
         "produce_msgs_per_s": round(messages / e2e["publish_s"]),
-        "raw_consume": {"seconds": round(raw_s, 3), "msgs_per_s": round(messages / raw_s)},
-        "end_to_end": {
-            "drain_s": round(drain_s, 3),
-            "messages_per_s": round(messages / drain_s),
-            "billing_events_per_s": round(accepted / drain_s),
-            "derived_events_per_s": round(e2e["rows"]["outbox"] / drain_s),
-            "ledger_rows_per_s": round(ledger_rows / drain_s),
-            "service_cpu_s": round(e2e["service_cpu_s"], 3),
-            "postgres_cpu_s": round(e2e["postgres_cpu_s"], 3),
-            "messages_per_service_cpu_s": round(messages / e2e["service_cpu_s"]),
-            "billing_events_per_service_cpu_s": round(accepted / e2e["service_cpu_s"]),
-            "from_process_start_s": round(e2e["from_process_start_s"], 3),
-            "rows": e2e["rows"],
-            "trial_balanced": e2e["trial_balanced"],
-        },
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_before": round(load_before, 2),
-                    "load_avg_1m_after": round(load_after, 2), "batch_size": args.batch_size},
-        "target_events_per_s": 5000,
-        "meets_target": accepted / drain_s >= 5000,
+        "raw_consume_msgs_per_s": round(messages / raw_s),
+        "drain_s": round(drain_s, 3),
+        "messages_per_s": round(messages / drain_s),
+        "billing_events_per_s": round(accepted / drain_s),
+        "derived_events_per_s": round(e2e["rows"]["outbox"] / drain_s),
+        "ledger_rows_per_s": round(ledger_rows / drain_s),
+        "service_cpu_s": round(e2e["service_cpu_s"], 3),
+        "postgres_cpu_s": round(e2e["postgres_cpu_s"], 3),
+        "messages_per_service_cpu_s": round(messages / e2e["service_cpu_s"]),
+        "from_process_start_s": round(e2e["from_process_start_s"], 3),
+        "rows": e2e["rows"],
+        "trial_balanced": e2e["trial_balanced"],
         "e2e_vs_raw": round(raw_s / drain_s, 4),
+        "load_avg_change": round(load_change, 2),
     }
 
 
@@ -252,6 +270,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=500, help="SN51_BATCH_SIZE of the service")
+    parser.add_argument("--runs", type=int, default=3, help="measurements (the median is reported)")
     result = bench(parser.parse_args())
     print(json.dumps(result, indent=2))
 
