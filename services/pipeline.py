@@ -50,7 +50,8 @@ class Pipeline:
                 return []
             raise Refused("id_conflict", f"id {event.id} was seen before with other content")
         out: list[Event] = []
-        for i, core in enumerate(self.readers(event.type)):
+        readers = self._readers.get(event.type) or self.readers(event.type)
+        for i, core in enumerate(readers):
             try:
                 derived = core.handle(event)
             except Refused:

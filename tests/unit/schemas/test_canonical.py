@@ -55,3 +55,15 @@ def test_derived_id_is_uuid5(type_: str, causes: list[str]) -> None:
     if any("\ud800" <= c <= "\udfff" for c in name):
         return  # not encodable: uuid5 refuses it too
     assert derived_id(type_, *causes) == str(uuid.uuid5(ID_NAMESPACE, name))
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=40), st.sampled_from([b"", b"\n", b" \n", b"\r\n", b"}\n", b"}"]),
+       st.sampled_from([b"", b"{", b" {", b"\t"]))
+def test_content_hash_is_blake2b_of_the_stripped_bytes(body: bytes, end: bytes, start: bytes) -> None:
+    import hashlib
+
+    from schemas.codec import content_hash
+
+    raw = start + body + end
+    assert content_hash(raw) == hashlib.blake2b(raw.strip(), digest_size=16).hexdigest()
