@@ -104,7 +104,8 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
     group = f"bench-billing-{secrets.token_hex(3)}"
     env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "DATABASE_URL": database_url, "SN51_TOPIC_PREFIX": prefix,
            "SN51_CONSUMER_GROUP": group, "SN51_SESSION_TIMEOUT_MS": "3000", "SN51_HEARTBEAT_INTERVAL_MS": "300",
-           "SN51_API_ENABLED": "false", "SN51_LOG_LEVEL": "WARNING", "SN51_BATCH_SIZE": str(batch_size)}
+           "SN51_API_ENABLED": "false", "SN51_LOG_LEVEL": "WARNING", "SN51_BATCH_SIZE": str(batch_size),
+           **({"SN51_RELAY_BATCH": os.environ["SN51_RELAY_BATCH"]} if "SN51_RELAY_BATCH" in os.environ else {})}
     sn51 = Path(sys.executable).with_name("sn51")
     started = time.perf_counter()
     with open(log_path, "ab") as out:
@@ -136,6 +137,7 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
         pg_now = postgres_cpu()
         pg_drain = sum(t - pg_at_first.get(pid, 0.0) for pid, t in pg_now.items())
         first_tx = await conn.fetchval("SELECT extract(epoch FROM min(processed_at)) FROM inbox")
+        last_tx = await conn.fetchval("SELECT extract(epoch FROM max(processed_at)) FROM inbox")
         rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}")
                 for t in ("inbox", "earning", "ledger_entry", "provider_day", "day_statement", "outbox",
                           "dead_letter")}
@@ -149,7 +151,7 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
             except subprocess.TimeoutExpired:
                 proc.kill()
     drain_s = done_wall - float(first_tx)
-    return {"drain_s": drain_s, "from_process_start_s": done - started, "rows": rows, "trial_balanced": balanced,
+    return {"drain_s": drain_s, "consumed_s": float(last_tx) - float(first_tx), "from_process_start_s": done - started, "rows": rows, "trial_balanced": balanced,
             "service_cpu_s": cpu_drain, "postgres_cpu_s": pg_drain}
 
 
@@ -249,6 +251,7 @@ def figures(e2e: dict[str, Any], messages: int, load_change: float) -> dict[str,
         "produce_msgs_per_s": round(messages / e2e["publish_s"]),
         "raw_consume_msgs_per_s": round(messages / raw_s),
         "drain_s": round(drain_s, 3),
+        "consumed_s": round(e2e["consumed_s"], 3),  # first to last inbox transaction (publication follows)
         "messages_per_s": round(messages / drain_s),
         "billing_events_per_s": round(accepted / drain_s),
         "derived_events_per_s": round(e2e["rows"]["outbox"] / drain_s),
