@@ -151,7 +151,8 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
             except subprocess.TimeoutExpired:
                 proc.kill()
     drain_s = done_wall - float(first_tx)
-    return {"drain_s": drain_s, "consumed_s": float(last_tx) - float(first_tx), "from_process_start_s": done - started, "rows": rows, "trial_balanced": balanced,
+    return {"drain_s": drain_s, "consumed_s": float(last_tx) - float(first_tx),
+            "from_process_start_s": done - started, "rows": rows, "trial_balanced": balanced,
             "service_cpu_s": cpu_drain, "postgres_cpu_s": pg_drain}
 
 
