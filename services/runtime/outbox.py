@@ -21,6 +21,7 @@ import asyncpg
 from schemas.codec import encode
 from schemas.envelope import Event
 from schemas.topics import DEAD_LETTER, ROUTES
+from services.runtime.kafka import Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,10 @@ def dead_letter_row(
     )
 
 
+def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(headers) if headers else "[]"  # nearly every row has none: skip the encoder
+
+
 OUTBOX_COLUMNS = ("event_id", "event_type", "topic", "key", "value", "headers")
 
 
@@ -92,7 +97,7 @@ async def write_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> Non
             await conn.executemany(
                 """INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
                    VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (event_id) DO NOTHING""",
-                [(r.event_id, r.event_type, r.topic, r.key, r.value, json.dumps(r.headers)) for r in rows],
+                [(r.event_id, r.event_type, r.topic, r.key, r.value, _headers_json(r.headers)) for r in rows],
             )
 
 
@@ -103,7 +108,7 @@ async def copy_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None
     decides, in a savepoint, so the transaction goes on."""
     if not rows:
         return
-    records = [(r.event_id, r.event_type, r.topic, r.key, r.value, json.dumps(r.headers)) for r in rows]
+    records = [(r.event_id, r.event_type, r.topic, r.key, r.value, _headers_json(r.headers)) for r in rows]
     try:
         async with conn.transaction():
             await lock_outbox(conn)
@@ -117,22 +122,15 @@ async def write_events(conn: asyncpg.Connection, events: Iterable[Event], topic_
     await write_rows(conn, [event_row(e, topic_prefix) for e in events])
 
 
-async def unpublished(conn: asyncpg.Connection, limit: int) -> list[tuple[int, OutboxRow]]:
-    rows = await conn.fetch(
-        """SELECT seq, event_id, event_type, topic, key, value, headers FROM outbox_pending
-           ORDER BY seq LIMIT $1""",
-        limit,
-    )
-    return [
-        (
-            r["seq"],
-            OutboxRow(
-                r["event_id"], r["event_type"], r["topic"], r["key"], r["value"],
-                tuple((str(k), str(v)) for k, v in json.loads(r["headers"])) if r["headers"] != "[]" else (),
-            ),
-        )
+async def pending_records(conn: asyncpg.Connection, limit: int) -> tuple[int, list[Record]]:
+    """What the relay sends next: up to `limit` pending rows as producer records (topic, key, value,
+    headers), in seq order, with the last row's seq (0 when none)."""
+    rows = await conn.fetch("SELECT seq, topic, key, value, headers FROM outbox_pending ORDER BY seq LIMIT $1", limit)
+    records: list[Record] = [
+        (r[1], r[2], r[3], [(str(k), str(v).encode()) for k, v in json.loads(r[4])] if r[4] != "[]" else [])
         for r in rows
     ]
+    return (rows[-1][0] if rows else 0), records
 
 
 async def mark_published(conn: asyncpg.Connection, last_seq: int) -> None:

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.runtime import metrics
 from services.runtime.kafka import CachedPartitioner, send_in_order
-from services.runtime.outbox import backlog, mark_published, unpublished
+from services.runtime.outbox import backlog, mark_published, pending_records
 
 
 class Relay:
@@ -36,15 +36,13 @@ class Relay:
     async def publish_once(self) -> int:
         """Publish one batch of pending rows; returns how many were published."""
         async with self.pool.acquire() as conn:
-            rows = await unpublished(conn, self.batch)
-            if rows:
-                await send_in_order(self.producer, self.partitioner, [
-                    (row.topic, row.key, row.value, [(k, v.encode()) for k, v in row.headers]) for _, row in rows
-                ])
-                await mark_published(conn, rows[-1][0])
-                metrics.PUBLISHED.labels(self.service).inc(len(rows))
-            metrics.OUTBOX_BACKLOG.labels(self.service).set(await backlog(conn) if rows else 0)
-        return len(rows)
+            last_seq, records = await pending_records(conn, self.batch)
+            if records:
+                await send_in_order(self.producer, self.partitioner, records)
+                await mark_published(conn, last_seq)
+                metrics.PUBLISHED.labels(self.service).inc(len(records))
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(await backlog(conn) if records else 0)
+        return len(records)
 
     async def run(self) -> None:
         while True:
