@@ -116,21 +116,6 @@ def _check_netuid(data: EpochClosed) -> None:
         raise Refused("bad_netuid", f"netuid {data.netuid} is not {NETUID}")
 
 
-# The stateless rules by data type (a dict lookup: most events, benchmarks, have none).
-_STATELESS: dict[type, Callable[[Any], None]] = {
-    ExecutorListed: _check_listing,
-    RevenueReported: _check_revenue,
-    EpochClosed: _check_netuid,
-    ParamsUpdated: lambda data: check_params_ranges(data),
-}
-
-
-def _check_stateless(data: object) -> None:
-    check = _STATELESS.get(type(data))
-    if check is not None:
-        check(data)
-
-
 def check_params_ranges(p: ParamsUpdated) -> None:
     """Values no operator can mean (beyond the spec's list, written down in the README): refused whole."""
 
@@ -167,6 +152,21 @@ def check_params_ranges(p: ParamsUpdated) -> None:
                 raise bad(f"models.{name}.caps key {k!r} is not a GPU count")
             if cap < 0:
                 raise bad(f"models.{name}.caps[{k}] is negative")
+
+
+# The stateless rules by data type (a dict lookup: most events, benchmarks, have none).
+_STATELESS: dict[type, Callable[[Any], None]] = {
+    ExecutorListed: _check_listing,
+    RevenueReported: _check_revenue,
+    EpochClosed: _check_netuid,
+    ParamsUpdated: check_params_ranges,
+}
+
+
+def _check_stateless(data: object) -> None:
+    check = _STATELESS.get(type(data))
+    if check is not None:
+        check(data)
 
 
 def content_hash(raw: bytes | str) -> str:

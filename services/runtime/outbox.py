@@ -1,8 +1,10 @@
 """The outbox: what the service will publish, written in the same transaction as what caused it.
 
 Rows are keyed by a deterministic id (the derived event's id; `dead-letter/<service>/<topic>/<partition>/
-<offset>` for a dead letter), so a replay after a crash inserts nothing new (`ON CONFLICT DO NOTHING`).
-Background tasks (settlement's payout executor, ...) publish through `write_events` the same way.
+<offset>` for a dead letter). The derived events of a batch go in by COPY (`copy_rows`: their causes were
+accepted in that very batch, so their ids are new); dead letters and what background tasks (settlement's
+payout executor, ...) publish through `write_events` go in by INSERT ... ON CONFLICT DO NOTHING, so writing
+them again after a crash inserts nothing new.
 
 Publication is a position, not a mark per row: the relay publishes the rows after `relay_position.
 published_seq` in seq order and then moves the position. That is sound only if rows become visible in seq
