@@ -50,8 +50,7 @@ class Pipeline:
                 return []
             raise Refused("id_conflict", f"id {event.id} was seen before with other content")
         out: list[Event] = []
-        readers = self._readers.get(event.type) or self.readers(event.type)
-        for i, core in enumerate(readers):
+        for i, core in enumerate(self.readers(event.type)):
             try:
                 derived = core.handle(event)
             except Refused:
