@@ -3,6 +3,7 @@ the entries and the statement figures are computed apart in the core)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 from schemas.envelope import Event
@@ -30,3 +31,15 @@ def check_closed_days(core: BillingCore, derived: list[Event], carried: dict[str
         for (account, _unit), amount in moved.items():
             if account.startswith("provider:") and account not in listed:
                 assert amount == 0, (statement.billing_day, account)
+
+
+def fold_checked(core: BillingCore, log: Iterable[Event], carried: dict[str, int] | None = None) -> list[Event]:
+    """Every event of `log` into `core`, each closed day checked by `check_closed_days` as it closes; returns
+    everything derived, in order. `carried` (updated) holds each hotkey's last carried rest."""
+    out: list[Event] = []
+    rests: dict[str, int] = {} if carried is None else carried
+    for event in log:
+        derived = core.handle(event)
+        check_closed_days(core, derived, rests)
+        out += derived
+    return out

@@ -12,7 +12,7 @@ from schemas.envelope import Event
 from schemas.events import DayClosed, EarningsAccrued, ProviderStatement
 from services.billing.core import BillingCore
 from tests.factories import envelope, epoch, incident, listed, params, started, stopped
-from tests.unit.billing.ledger_check import check_closed_days
+from tests.unit.billing.ledger_check import fold_checked
 
 
 def scored(n: int, closed_at: str, nodes: list[tuple[str, str, int]], emission: int = 10**12) -> Event:
@@ -187,18 +187,14 @@ def test_refusals_change_nothing() -> None:
 def test_ledger_explains_each_statement_and_payable_never_negative() -> None:
     core = BillingCore(await_scores=False)
     carried: dict[str, int] = {}
-    out: list[Event] = []
-    for e in (
+    out = fold_checked(core, (
         listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
         started("r1", "ex1", "2026-11-01T20:00:00Z"),
         scored(1, "2026-11-01T21:00:00Z", [("ex1", "hk1", 7_000)]),
         epoch(1, "2026-11-02T02:00:00Z"),
         stopped("r1", "ex1", "2026-11-02T05:00:00Z", at="2026-11-01T21:00:00Z"),
         epoch(2, "2026-11-03T02:00:00Z"),
-    ):
-        derived = core.handle(e)
-        check_closed_days(core, derived, carried)
-        out += derived
+    ), carried)
     days = statements(out)
     assert len(days) == 2 and carried == {"hk1": row(days["2026-11-02"], "hk1").carried_rao}
     for day in days.values():

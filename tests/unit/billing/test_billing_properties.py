@@ -12,7 +12,7 @@ from schemas.events import DayClosed
 from schemas.values import format_time
 from services.billing.core import BillingCore
 from tests.factories import epoch, incident, listed, started, stopped
-from tests.unit.billing.ledger_check import check_closed_days
+from tests.unit.billing.ledger_check import fold_checked
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -64,14 +64,10 @@ def test_closed_days_never_change_and_ledger_balances(
     log += [*ep[:deliver_after], *late, *ep[deliver_after:]]
     core = BillingCore(await_scores=False)
     seen: dict[str, str] = {}
-    carried: dict[str, int] = {}
-    for e in log:
-        derived = core.handle(e)
-        check_closed_days(core, derived, carried)
-        for d in derived:
-            if isinstance(d.data, DayClosed):
-                assert d.data.billing_day not in seen  # each day closes once
-                seen[d.data.billing_day] = d.to_json()
+    for d in fold_checked(core, log):
+        if isinstance(d.data, DayClosed):
+            assert d.data.billing_day not in seen  # each day closes once
+            seen[d.data.billing_day] = d.to_json()
     for day, statement in core.statements.items():
         assert seen[day.isoformat()].find(statement.ledger_hash) > 0
         for p in statement.providers:

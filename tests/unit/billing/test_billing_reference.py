@@ -16,7 +16,7 @@ from schemas.events import DayClosed
 from schemas.values import format_time
 from services.billing.core import BillingCore
 from tests.factories import envelope, epoch, incident, listed, started, stopped
-from tests.unit.billing.ledger_check import check_closed_days
+from tests.unit.billing.ledger_check import fold_checked
 from tests.unit.billing.reference import NaiveBilling
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -77,15 +77,12 @@ def scenarios(draw: st.DrawFn) -> list[Event]:
 def test_the_core_agrees_with_the_naive_reference(log: list[Event]) -> None:
     core, ref = BillingCore(await_scores=False), NaiveBilling()
     statements: dict[str, dict[str, dict[str, Any]]] = {}
-    carried: dict[str, int] = {}
+    for d in fold_checked(core, log):
+        if isinstance(d.data, DayClosed):
+            statements[d.data.billing_day] = {
+                p.hotkey: {k: v for k, v in p.model_dump().items() if k not in ("hotkey", "slashed_wei")}
+                for p in d.data.providers}
     for e in log:
-        derived = core.handle(e)
-        check_closed_days(core, derived, carried)
-        for d in derived:
-            if isinstance(d.data, DayClosed):
-                statements[d.data.billing_day] = {
-                    p.hotkey: {k: v for k, v in p.model_dump().items() if k not in ("hotkey", "slashed_wei")}
-                    for p in d.data.providers}
         ref.handle(e)
     assert statements == ref.statements
     assert len(statements) >= 5
