@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -144,12 +143,8 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
         balanced = await conn.fetchval("SELECT bool_and(balanced) FROM trial_balance")
     finally:
         await conn.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        terminate(proc.pid, timeout=10)  # SIGTERM, SIGKILL 10 s later
+        proc.wait(5)
     drain_s = done_wall - float(first_tx)
     return {"drain_s": drain_s, "consumed_s": float(last_tx) - float(first_tx),
             "from_process_start_s": done - started, "rows": rows, "trial_balanced": balanced,
