@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,9 @@ class Event:
     def to_bytes(self) -> bytes:
         return canonical_bytes(self.to_dict())
 
+
+EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Event))
+"""The envelope fields of an `Event` (a subclass may carry more beside them, never published)."""
 
 _STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

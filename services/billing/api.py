@@ -95,10 +95,10 @@ async def entries(
             """SELECT day, seq, debit, credit, amount, unit, kind, cause_id, executor_id, part,
                       CASE WHEN credit = $1 THEN amount ELSE -amount END AS signed_amount
                FROM ledger_entry
-               WHERE (credit = $1 OR debit = $1)
+               WHERE provider = $6
                  AND day >= coalesce($2::date, '-infinity'::date) AND day <= coalesce($3::date, 'infinity'::date)
                ORDER BY day, seq LIMIT $4 OFFSET $5""",
-            account, from_, to, limit, offset,
+            account, from_, to, limit, offset, hotkey,
         )
     return {"hotkey": hotkey, "account": account, "entries": [_row(r) for r in rows]}
 

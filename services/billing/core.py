@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from fractions import Fraction
 from typing import ClassVar
 
-from schemas.envelope import Event, derive
+from schemas.envelope import EVENT_FIELDS, Event, derive
 from schemas.events import (
     CollateralLog,
     DayClosed,
@@ -49,6 +49,17 @@ from services.rentals import Rental, RentalBook, RentalChange
 
 SOURCE = "billing"
 ExecutorDay = tuple[str, date]
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedDayEvent(Event):
+    """A derived `day.closed` with what its statement stands on but does not publish: the day's ledger entries
+    in canonical order and the hash they are chained from. The projection stores them with the statement,
+    from the event alone (it may write a batch while the core has moved on to the next one); `encode` writes
+    only the envelope fields, so the published event is an ordinary `day.closed`."""
+
+    entries: tuple[Entry, ...] = ()
+    previous_hash: str = GENESIS_HASH
 
 
 @dataclass
@@ -94,15 +105,11 @@ class BillingCore:
         self.live_rentals: set[str] = set()  # rentals that may still overlap an open day
         self.last_hash = GENESIS_HASH
         self.statements: dict[date, DayClosed] = {}
-        # The ledger entries (in canonical order) of the days closed by the latest `handle` call (for the shell
-        # to store with the day.closed events it returned); emptied at each call, so memory does not grow.
-        self.closed_entries: dict[date, tuple[Entry, ...]] = {}
 
     # -- the fold -------------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> list[Event]:
         self.admission.admit(event)  # refusals: raises, and then nothing has changed
-        self.closed_entries = {}
         if not self.await_scores:
             return self._process(event)
         d = event.data
@@ -280,8 +287,7 @@ class BillingCore:
             ))
 
         ordered = canonical_order(entries)
-        self.last_hash = ordered_day_hash(self.last_hash, ordered)
-        self.closed_entries[day] = ordered
+        previous_hash, self.last_hash = self.last_hash, ordered_day_hash(self.last_hash, ordered)
         statement = DayClosed(
             billing_day=iso,
             prices=DayPrices(tao_usd=fmt_decimal(tao_usd), alpha_tao=fmt_decimal(alpha_tao)),
@@ -291,7 +297,9 @@ class BillingCore:
         self.closed[day] = closed
         self.statements[day] = statement
         self.next_day = day + ONE_DAY
-        out.append(derive("day.closed", statement, cause, source=SOURCE, key="billing", discriminator=iso))
+        closed_event = derive("day.closed", statement, cause, source=SOURCE, key="billing", discriminator=iso)
+        out.append(ClosedDayEvent(**{f: getattr(closed_event, f) for f in EVENT_FIELDS},
+                                  entries=ordered, previous_hash=previous_hash))
         return out
 
     def _prune_live(self, open_from: date) -> None:

@@ -4,7 +4,7 @@ Written by `project` inside the processing transaction of the event that caused 
 with it or not at all), so the tables are always exactly the fold of the inbox:
 - each derived `earnings.accrued` → one `earning` row (its event id is the key);
 - each derived `day.closed` → one `day_statement` row, one `provider_day` row per provider of the
-  statement, and that day's ledger entries (`BillingCore.closed_entries`), numbered in the canonical order
+  statement, and that day's ledger entries (carried by its `ClosedDayEvent`), numbered in the canonical order
   the ledger hash is computed over (`services.billing.ledger.sort_key`).
 
 What the constraints make impossible:
@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import asyncpg
 
 from schemas.envelope import Event
 from schemas.events import DayClosed, EarningsAccrued
 from services.billing.ledger import GENESIS_HASH, Entry
+from services.runtime.db import lz4_or_uncompressed
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -116,11 +119,27 @@ MIGRATIONS: tuple[str, ...] = (
     FROM account_balance
     GROUP BY unit;
     """,
+    # A day's entries are inserted in canonical order, days in order: the cause key leads with the day and
+    # follows that order, so its index grows at the right edge. Every entry moves money to or from at most one
+    # provider: one `provider` column (the hotkey) and one partial index serve a provider's entries, in place
+    # of an index on each of debit and credit. The same uniqueness and checks as before.
+    """
+    ALTER TABLE ledger_entry DROP CONSTRAINT ledger_entry_cause;
+    ALTER TABLE ledger_entry ADD CONSTRAINT ledger_entry_cause
+        UNIQUE (day, kind, unit, debit, credit, executor_id, cause_id, part);
+    DROP INDEX ledger_entry_debit;
+    DROP INDEX ledger_entry_credit;
+    ALTER TABLE ledger_entry ADD COLUMN provider text GENERATED ALWAYS AS (
+        CASE WHEN credit LIKE 'provider:%' THEN substr(credit, 10)
+             WHEN debit LIKE 'provider:%' THEN substr(debit, 10) END) STORED;
+    CREATE INDEX ledger_entry_provider ON ledger_entry (provider, day) WHERE provider IS NOT NULL;
+    """
+    + lz4_or_uncompressed(("day_statement", "statement")),
 )
 
 
 def numbered(ordered: Sequence[Entry]) -> list[tuple[int, int, Entry]]:
-    """(seq, part, entry) of entries in canonical order (`BillingCore.closed_entries` holds them so): seq is
+    """(seq, part, entry) of entries in canonical order (`ClosedDayEvent.entries` holds them so): seq is
     the position, part the ordinal among entries that share the cause key."""
     out: list[tuple[int, int, Entry]] = []
     parts: dict[tuple[str, str, str, str, str, str, str], int] = {}
@@ -134,49 +153,87 @@ def numbered(ordered: Sequence[Entry]) -> list[tuple[int, int, Entry]]:
 
 EARNING_COLUMNS = ("event_id", "causation_id", "event_time", "hotkey", "executor_id", "billing_day", "kind",
                    "amount_rao", "amount_usd_micros", "cause_id")
+LEDGER_COLUMNS = ("day", "seq", "debit", "credit", "amount", "unit", "kind", "cause_id", "executor_id", "part")
 
 
-async def store_earnings(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    rows = []
-    for e in events:
-        d = e.data
-        assert isinstance(d, EarningsAccrued)
-        rows.append((e.id, e.causation_id or "", e.time, d.hotkey, d.executor_id, date.fromisoformat(d.billing_day),
-                     d.kind, d.amount_rao, d.amount_usd_micros, d.cause_id))
-    if rows:
-        await conn.copy_records_to_table("earning", records=rows, columns=EARNING_COLUMNS)
+@dataclass(frozen=True, slots=True)
+class DayRows:
+    """One closed day as rows: its statement, its providers, its ledger entries, and the hash it chains from."""
+
+    billing_day: str
+    previous_hash: str
+    statement: tuple[Any, ...]
+    providers: list[tuple[Any, ...]]
+    entries: list[tuple[Any, ...]]
 
 
-async def store_day(conn: asyncpg.Connection, event: Event, previous_hash: str, entries: Sequence[Entry]) -> None:
-    """One closed day: its statement, its provider rows and its ledger entries."""
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """What one accepted event adds to the read model."""
+
+    earnings: list[tuple[Any, ...]]
+    days: list[DayRows]
+
+
+def earning_row(e: Event) -> tuple[Any, ...]:
+    d = e.data
+    assert isinstance(d, EarningsAccrued)
+    return (e.id, e.causation_id or "", e.time, d.hotkey, d.executor_id, date.fromisoformat(d.billing_day), d.kind,
+            d.amount_rao, d.amount_usd_micros, d.cause_id)
+
+
+def day_rows(event: Event, previous_hash: str, entries: Sequence[Entry]) -> DayRows:
     d = event.data
     assert isinstance(d, DayClosed)
     day = date.fromisoformat(d.billing_day)
+    return DayRows(
+        billing_day=d.billing_day,
+        previous_hash=previous_hash,
+        statement=(day, event.id, event.causation_id or "", d.prices.tao_usd, d.prices.alpha_tao, d.ledger_hash,
+                   previous_hash, len(entries), json.dumps(d.model_dump(mode="json")), event.time),
+        providers=[(day, p.hotkey, p.coldkey, p.emission_rao, p.rental_fee_usd_micros, p.forfeited_rao,
+                    p.forfeited_usd_micros, p.adjustment_rao, p.adjustment_usd_micros, p.payable_rao, p.carried_rao,
+                    p.slashed_wei) for p in d.providers],
+        entries=[(day, seq, e.debit, e.credit, e.amount, e.unit, e.kind, e.cause_id, e.executor_id, part)
+                 for seq, part, e in numbered(entries)],
+    )
+
+
+async def store(conn: asyncpg.Connection, batch: Sequence[Rows]) -> None:
+    """A batch's rows: every earning in one COPY, then each closed day, checked to extend the stored chain."""
+    earnings = [r for rows in batch for r in rows.earnings]
+    if earnings:
+        await conn.copy_records_to_table("earning", records=earnings, columns=EARNING_COLUMNS)
+    days = [d for rows in batch for d in rows.days]
+    if not days:
+        return
+    previous = await last_hash(conn)
+    for day in days:
+        if day.previous_hash != previous:  # the database's chain is the core's: no day missing or stored twice
+            raise RuntimeError(f"{day.billing_day}: the core chains from {day.previous_hash}, "
+                               f"the database ends at {previous}")
+        await store_day(conn, day)
+        previous = day.statement[5]
+
+
+async def store_day(conn: asyncpg.Connection, day: DayRows) -> None:
+    """One closed day: its statement, its provider rows and its ledger entries."""
     await conn.execute(
         """INSERT INTO day_statement (billing_day, event_id, closed_by, tao_usd, alpha_tao, ledger_hash,
                                       previous_hash, entry_count, statement, closed_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)""",
-        day, event.id, event.causation_id or "", d.prices.tao_usd, d.prices.alpha_tao, d.ledger_hash,
-        previous_hash, len(entries), json.dumps(d.model_dump(mode="json")), event.time,
+        *day.statement,
     )
-    if d.providers:
+    if day.providers:
         await conn.executemany(
             """INSERT INTO provider_day (billing_day, hotkey, coldkey, emission_rao, rental_fee_usd_micros,
                                          forfeited_rao, forfeited_usd_micros, adjustment_rao,
                                          adjustment_usd_micros, payable_rao, carried_rao, slashed_wei)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
-            [(day, p.hotkey, p.coldkey, p.emission_rao, p.rental_fee_usd_micros, p.forfeited_rao,
-              p.forfeited_usd_micros, p.adjustment_rao, p.adjustment_usd_micros, p.payable_rao, p.carried_rao,
-              p.slashed_wei) for p in d.providers],
+            day.providers,
         )
-    if entries:
-        await conn.copy_records_to_table(
-            "ledger_entry",
-            records=[(date.fromisoformat(e.day), seq, e.debit, e.credit, e.amount, e.unit, e.kind, e.cause_id,
-                      e.executor_id, part) for seq, part, e in numbered(entries)],
-            columns=["day", "seq", "debit", "credit", "amount", "unit", "kind", "cause_id", "executor_id",
-                     "part"],
-        )
+    if day.entries:
+        await conn.copy_records_to_table("ledger_entry", records=day.entries, columns=LEDGER_COLUMNS)
 
 
 async def last_hash(conn: asyncpg.Connection) -> str:

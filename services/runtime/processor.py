@@ -8,20 +8,22 @@ For each message, in order (`decide`, pure but for the core's own state):
 - otherwise `core.handle(event)`: `Refused` is a dead letter and stores nothing else (the core changed nothing);
   accepted, the event goes to the inbox with its hash, original bytes and the next sequence number, its
   derived events to the outbox, and the service's projection hook writes its read model.
-Then `process` writes all of that and commits. The caller commits the Kafka offsets only after it returns.
-If anything raises, the transaction rolls back and the exception propagates: the process must die, because
-the in-memory core may already hold the batch; at start-up `rebuild` re-folds the inbox into a fresh core.
+`decide` folds a batch into the core; `store` then writes all of that in one transaction and commits. The
+caller commits the Kafka offsets only after `store` returns. If anything raises, the transaction rolls back
+and the exception propagates: the process must die, because the in-memory core may already hold the batch
+(and the next one); at start-up `rebuild` re-folds the inbox into a fresh core.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -33,12 +35,12 @@ from services.core import Core
 from services.runtime import metrics
 from services.runtime.logging import for_event, get_logger
 from services.runtime.outbox import Message, OutboxRow, copy_rows, dead_letter_row, event_row, write_rows
+from services.runtime.projection import Projection
 
 INBOX_COLUMNS = ("event_id", "event_type", "content_hash", "raw", "source_topic", "source_partition", "source_offset")
 
 ProjectHook = Callable[[asyncpg.Connection, Event, list[Event]], Awaitable[None]]
-# The same for a whole batch at once, in processing order (fewer round trips: executemany / COPY).
-BatchProjectHook = Callable[[asyncpg.Connection, list[tuple[Event, list[Event]]]], Awaitable[None]]
+"""A read model written event by event in the store step: a function of the event and what it derived."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +144,28 @@ def decide(core: Core, known: dict[str, str], message: Message, decoded: Event |
     return Accepted(message, event, digest, derived)
 
 
+@dataclass(slots=True)
+class Decided:
+    """A batch the core has decided, with everything its transaction will write already built (so that storing
+    it is I/O only): the inbox records, the outbox rows in outcome order (`None` closes a run of derived
+    events before a dead letter's row), and what the projection prepared."""
+
+    messages: Sequence[Message]
+    outcomes: list[Outcome]
+    started: float
+    inbox: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[OutboxRow | DeadLetter] = field(default_factory=list)
+    prepared: list[Any] = field(default_factory=list)
+
+
 class Processor:
-    """Owns the live core of one service and applies consumed batches to it and to PostgreSQL."""
+    """Owns the live core of one service and applies consumed batches to it and to PostgreSQL.
+
+    A batch goes through two steps: `decide` (the inbox lookup, the core message by message, and the rows to
+    write) and `store` (one transaction, I/O only). `process` does both in turn; the consumer overlaps them,
+    storing batch N while the core decides batch N + 1 (`consumer.py`). The ids accepted in batches decided
+    but not yet stored are kept in `unsettled`, so a lookup that runs while an earlier batch commits still
+    knows them."""
 
     def __init__(
         self,
@@ -151,57 +173,83 @@ class Processor:
         core: Core,
         project: ProjectHook | None = None,
         *,
-        project_batch: BatchProjectHook | None = None,
+        projection: Projection[Any] | None = None,
         topic_prefix: str = "",
         clock: Callable[[], float] = time.perf_counter,
+        yield_every: int = 32,
     ) -> None:
         self.service = service
         self.core = core
         self.project = project
-        self.project_batch = project_batch
+        self.projection = projection
         self.topic_prefix = topic_prefix
         self.clock = clock
+        self.yield_every = int(__import__('os').environ.get('XYIELD', yield_every))
+        self.unsettled: dict[str, str] = {}
         self.log = get_logger(service)
         self._debug = logging.getLogger("sn51").isEnabledFor(logging.DEBUG)
 
     async def process(self, conn: asyncpg.Connection, messages: Sequence[Message]) -> list[Outcome]:
+        """Decide and store one batch, in turn."""
+        decided = await self.decide(conn, messages)
+        await self.store(conn, decided)
+        return decided.outcomes
+
+    async def decide(self, conn: asyncpg.Connection, messages: Sequence[Message]) -> Decided:
+        """Decode the batch, look its ids up in the inbox (`conn`, outside any transaction of this batch), fold
+        it into the core, and build what `store` writes. Every `yield_every` messages the event loop gets a
+        turn, so that the storing of an earlier batch, whose every statement waits on the loop, goes on."""
         started = self.clock()
         decoded = [decode_message(m, self.core.reads) for m in messages]
         ids = sorted({d.id for d in decoded if isinstance(d, Event)})
-        outcomes: list[Outcome] = []
-        async with conn.transaction():
-            known: dict[str, str] = {
-                r["event_id"]: r["content_hash"]
-                for r in await conn.fetch(
-                    "SELECT event_id, content_hash FROM inbox WHERE event_id = ANY($1::text[])", ids
-                )
-            }
-            for message, d in zip(messages, decoded, strict=True):
-                outcome = decide(self.core, known, message, d)
-                if isinstance(outcome, Accepted) and self.project is not None:
-                    await self.project(conn, outcome.event, outcome.derived)
-                outcomes.append(outcome)
-            if self.project_batch is not None:
-                accepted = [(o.event, o.derived) for o in outcomes if isinstance(o, Accepted)]
-                if accepted:
-                    await self.project_batch(conn, accepted)
-            await self._write(conn, outcomes)
-        self._count(outcomes, self.clock() - started)
-        return outcomes
+        # The unsettled ids first, read before the query: a batch committing while it runs is then known
+        # either way (its ids leave `unsettled` only after its commit).
+        known = {i: self.unsettled[i] for i in ids if i in self.unsettled}
+        if ids:
+            known.update((r[0], r[1]) for r in await conn.fetch(
+                "SELECT event_id, content_hash FROM inbox WHERE event_id = ANY($1::text[])", ids))
+        batch = Decided(messages, [], started)
+        prefix, projection = self.topic_prefix, self.projection
+        for i, (message, d) in enumerate(zip(messages, decoded, strict=True), start=1):
+            outcome = decide(self.core, known, message, d)
+            batch.outcomes.append(outcome)
+            if isinstance(outcome, Accepted):
+                event = outcome.event
+                self.unsettled[event.id] = outcome.content_hash
+                batch.inbox.append((event.id, event.type, outcome.content_hash, message.value, message.topic,
+                                    message.partition, message.offset))
+                batch.outbox.extend(event_row(e, prefix) for e in outcome.derived)
+                if projection is not None:
+                    prepared = projection.prepare(event, outcome.derived)
+                    if prepared is not None:
+                        batch.prepared.append(prepared)
+            elif isinstance(outcome, DeadLetter):
+                batch.outbox.append(outcome)
+            if i % self.yield_every == 0:
+                await asyncio.sleep(0)
+        return batch
 
-    async def _write(self, conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
-        accepted = [o for o in outcomes if isinstance(o, Accepted)]
-        dead = [o for o in outcomes if isinstance(o, DeadLetter)]
-        if accepted:  # ids checked against the inbox above, in this transaction of the only writer: COPY
-            await conn.copy_records_to_table(
-                "inbox",
-                records=[
-                    (a.event.id, a.event.type, a.content_hash, a.message.value, a.message.topic,
-                     a.message.partition, a.message.offset)
-                    for a in accepted
-                ],
-                columns=INBOX_COLUMNS,
-            )
+    async def store(self, conn: asyncpg.Connection, decided: Decided) -> None:
+        """Write a decided batch in ONE transaction: the projection, the inbox, dead letters, the outbox. Its
+        accepted ids are settled once it has committed."""
+        outcomes = decided.outcomes
+        async with conn.transaction():
+            if self.project is not None:
+                for o in outcomes:
+                    if isinstance(o, Accepted):
+                        await self.project(conn, o.event, o.derived)
+            if self.projection is not None and decided.prepared:
+                await self.projection.write(conn, decided.prepared)
+            await self._write(conn, decided)
+        for o in outcomes:
+            if isinstance(o, Accepted):
+                self.unsettled.pop(o.event.id, None)
+        self._count(outcomes, self.clock() - decided.started)
+
+    async def _write(self, conn: asyncpg.Connection, decided: Decided) -> None:
+        if decided.inbox:  # ids checked against the inbox and `unsettled` by the only writer: COPY
+            await conn.copy_records_to_table("inbox", records=decided.inbox, columns=INBOX_COLUMNS)
+        dead = [o for o in decided.outcomes if isinstance(o, DeadLetter)]
         if dead:
             await conn.executemany(
                 """INSERT INTO dead_letter (code, reason, event_id, event_type, raw, source_topic,
@@ -217,15 +265,15 @@ class Processor:
         # Outbox rows in outcome order: derived events by COPY (their causes were accepted just now, so their
         # ids are new), dead letters by INSERT ... ON CONFLICT (a redelivered refusal is refused again).
         run: list[OutboxRow] = []
-        for o in outcomes:
-            if isinstance(o, Accepted):
-                run.extend(event_row(e, self.topic_prefix) for e in o.derived)
-            elif isinstance(o, DeadLetter):
-                await copy_rows(conn, run)
-                run = []
-                await write_rows(conn, [
-                    dead_letter_row(self.service, o.message, o.code, o.reason, o.event_type, self.topic_prefix)
-                ])
+        for row in decided.outbox:
+            if isinstance(row, OutboxRow):
+                run.append(row)
+                continue
+            await copy_rows(conn, run)
+            run = []
+            await write_rows(conn, [
+                dead_letter_row(self.service, row.message, row.code, row.reason, row.event_type, self.topic_prefix)
+            ])
         await copy_rows(conn, run)
 
     def _count(self, outcomes: Sequence[Outcome], seconds: float) -> None:

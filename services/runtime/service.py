@@ -28,7 +28,8 @@ from services.runtime.consumer import consume, new_consumer
 from services.runtime.db import create_pool, hold_writer_lock, migrate, schema_name
 from services.runtime.kafka import create_topics, new_producer
 from services.runtime.metrics import REBUILT
-from services.runtime.processor import BatchProjectHook, Processor, ProjectHook, rebuild
+from services.runtime.processor import Processor, ProjectHook, rebuild
+from services.runtime.projection import Projection
 from services.runtime.relay import Relay
 from services.runtime.settings import Settings
 
@@ -56,7 +57,7 @@ class ServiceSpec:
     core_factory: Callable[[], Core]
     migrations: Sequence[str] = ()
     project: ProjectHook | None = None  # per event: async def project(conn, event, derived) -> None
-    project_batch: BatchProjectHook | None = None  # or per batch: async def (conn, [(event, derived), ...])
+    projection: Projection[Any] | None = None  # or prepared in the decide step, written per batch (projection.py)
     router: APIRouter | None = None
     tasks: Sequence[BackgroundTask] = ()
     api_port: int = 8150
@@ -93,7 +94,7 @@ async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
         quiet_collector()
 
         processor = Processor(
-            spec.name, core, spec.project, project_batch=spec.project_batch, topic_prefix=settings.topic_prefix
+            spec.name, core, spec.project, projection=spec.projection, topic_prefix=settings.topic_prefix
         )
         producer = new_producer(settings.kafka_bootstrap)
         await producer.start()

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     heartbeat_interval_ms: int = 1_000
     batch_size: int = 500  # messages per poll, processed in one PostgreSQL transaction
     poll_timeout_ms: int = 200
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024  # per partition and fetch
+    fetch_max_wait_ms: int = 50  # how long the broker may hold a fetch that finds nothing new
     relay_batch: int = 1_000
     relay_idle_seconds: float = 0.5  # the relay polls the outbox at least this often
     topic_partitions: int = 1  # partitions of topics the runtime creates (1: live order = file order)

@@ -24,7 +24,7 @@ from schemas.codec import Refused, content_hash, decode, encode
 from schemas.envelope import Event
 from schemas.events import EVENT_MODELS, DayClosed
 from schemas.topics import INPUT, ROUTES
-from services.billing.core import BillingCore
+from services.billing.core import BillingCore, ClosedDayEvent
 from services.billing.ledger import GENESIS_HASH, Entry, day_hash, sort_key
 from services.billing.store import stored_entries
 from services.pipeline import Pipeline
@@ -132,8 +132,8 @@ def reference(values: Iterable[bytes]) -> Reference:
         seen[event.id] = digest
         ref.accepted.append(event.id)
         ref.derived.extend(derived)
-        if any(e.type == "day.closed" for e in derived):
-            ref.entries.update(ref.core.closed_entries)
+        ref.entries.update((date.fromisoformat(e.data.billing_day), e.entries)
+                           for e in derived if isinstance(e, ClosedDayEvent) and isinstance(e.data, DayClosed))
     return ref
 
 

@@ -20,6 +20,7 @@ from billing_harness import assert_ledger_equals, reference
 from schemas.codec import decode_obj, encode
 from schemas.envelope import Event
 from services.billing.app import Projection
+from services.billing.core import BillingCore
 from services.billing.store import MIGRATIONS
 from services.runtime.db import migrate
 from tests.factories import envelope, epoch, listed, started, stopped
@@ -66,12 +67,12 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def project(conn: asyncpg.Connection, events: list[Event]) -> None:
-    projection = Projection()
-    core = projection.new_core()
+    core, projection = BillingCore(), Projection()
     for event in events:
-        derived = core.handle(event)
-        async with conn.transaction():
-            await projection.project(conn, event, derived)
+        rows = projection.prepare(event, core.handle(event))
+        if rows is not None:
+            async with conn.transaction():
+                await projection.write(conn, [rows])
 
 
 async def test_the_projection_stores_the_core_s_ledger(conn: asyncpg.Connection) -> None:

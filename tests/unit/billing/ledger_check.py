@@ -4,23 +4,23 @@ the entries and the statement figures are computed apart in the core)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
 
 from schemas.envelope import Event
 from schemas.events import DayClosed
-from services.billing.core import BillingCore
+from services.billing.core import BillingCore, ClosedDayEvent
 from services.billing.ledger import balances, provider
 
 
-def check_closed_days(core: BillingCore, derived: list[Event], carried: dict[str, int]) -> None:
+def check_closed_days(derived: list[Event], carried: dict[str, int]) -> None:
     """For every day `derived` closes: each listed provider's micro-USD nets to 0 (fees, forfeits and
     adjustments all converted) and its alpha moves by payable + carried − carried_in; an unlisted provider
     does not move. `carried` holds each hotkey's last carried rest and is updated."""
     for event in derived:
-        if not isinstance(event.data, DayClosed):
+        if not isinstance(event, ClosedDayEvent):
             continue
         statement = event.data
-        moved = balances(list(core.closed_entries[date.fromisoformat(statement.billing_day)]))
+        assert isinstance(statement, DayClosed)
+        moved = balances(list(event.entries))
         listed = {provider(p.hotkey) for p in statement.providers}
         for p in statement.providers:
             account = provider(p.hotkey)
@@ -40,6 +40,6 @@ def fold_checked(core: BillingCore, log: Iterable[Event], carried: dict[str, int
     rests: dict[str, int] = {} if carried is None else carried
     for event in log:
         derived = core.handle(event)
-        check_closed_days(core, derived, rests)
+        check_closed_days(derived, rests)
         out += derived
     return out

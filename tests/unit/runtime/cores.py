@@ -69,14 +69,18 @@ def projection(slow_seconds: float = 0.0) -> ProjectHook:
     return project
 
 
-async def project_batch(conn: asyncpg.Connection, accepted: list[tuple[Event, list[Event]]]) -> None:
-    """The same read model, one statement per batch."""
-    hotkeys = [e.data.hotkey for e, _ in accepted if isinstance(e.data, ExecutorListed)]
-    await conn.executemany(
-        """INSERT INTO listing_counts VALUES ($1, $2)
-           ON CONFLICT (hotkey) DO UPDATE SET n = listing_counts.n + EXCLUDED.n""",
-        sorted(Counter(hotkeys).items()),
-    )
+class CountsProjection:
+    """The same read model as a two-step projection: the hotkey prepared per event, one statement per batch."""
+
+    def prepare(self, event: Event, derived: list[Event]) -> str | None:
+        return event.data.hotkey if isinstance(event.data, ExecutorListed) else None
+
+    async def write(self, conn: asyncpg.Connection, prepared: list[str]) -> None:
+        await conn.executemany(
+            """INSERT INTO listing_counts VALUES ($1, $2)
+               ON CONFLICT (hotkey) DO UPDATE SET n = listing_counts.n + EXCLUDED.n""",
+            sorted(Counter(prepared).items()),
+        )
 
 
 def spec(name: str, slow_seconds: float = 0.0) -> ServiceSpec:

@@ -15,7 +15,7 @@ from schemas.topics import DEAD_LETTER, SCORING
 from services.runtime.db import RUNTIME_MIGRATIONS, create_pool, get_state, migrate, set_state
 from services.runtime.outbox import Message
 from services.runtime.processor import Accepted, DeadLetter, Duplicate, Processor, rebuild
-from tests.unit.runtime.cores import PROJECTION_SQL, REFUSED_HOTKEY, CountingCore, listing, project_batch, projection
+from tests.unit.runtime.cores import PROJECTION_SQL, REFUSED_HOTKEY, CountingCore, CountsProjection, listing, projection
 
 pytestmark = pytest.mark.integration
 
@@ -112,16 +112,23 @@ async def test_service_state_round_trips_and_edited_migrations_are_refused(db: D
             await migrate(conn, db.service, [PROJECTION_SQL + " -- changed"])
 
 
-async def test_a_batch_projection_sees_the_accepted_events_in_order(db: Db) -> None:
+async def test_a_two_step_projection_prepares_each_accepted_event_and_writes_the_batch(db: Db) -> None:
     seen: list[tuple[str, list[str]]] = []
+    written: list[list[str]] = []
 
-    async def record(conn: asyncpg.Connection, accepted: list[tuple[Event, list[Event]]]) -> None:
-        seen.extend((e.id, [d.causation_id or "" for d in derived]) for e, derived in accepted)
-        await project_batch(conn, accepted)
+    class Recording(CountsProjection):
+        def prepare(self, event: Event, derived: list[Event]) -> str | None:
+            seen.append((event.id, [d.causation_id or "" for d in derived]))
+            return super().prepare(event, derived)
 
-    processor = Processor(db.service, CountingCore(), project_batch=record)
+        async def write(self, conn: asyncpg.Connection, prepared: list[str]) -> None:
+            written.append(prepared)
+            await super().write(conn, prepared)
+
+    processor = Processor(db.service, CountingCore(), projection=Recording())
     values = [listing("p", "hk1"), listing("q", "hk2"), listing("p", "hk1"), listing("s", "hk1")]
     async with db.pool.acquire() as conn:
         await processor.process(conn, batch(*(encode_obj(v) for v in values)))
-        assert seen == [("p", ["p"]), ("q", ["q"]), ("s", ["s"])]
+        assert seen == [("p", ["p"]), ("q", ["q"]), ("s", ["s"])]  # accepted events only (the duplicate not)
+        assert written == [["hk1", "hk2", "hk1"]]  # one write for the batch, in order
         assert dict(await conn.fetch("SELECT hotkey, n FROM listing_counts")) == {"hk1": 2, "hk2": 1}
