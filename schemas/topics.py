@@ -45,6 +45,8 @@ ROUTES: dict[str, Route] = {
 }
 
 ALL_TOPICS = (INPUT, SCORING, BILLING, SETTLEMENT, COLLATERAL, DEAD_LETTER)
+INPUT_TYPES = frozenset(t for t, route in ROUTES.items() if route.topic == INPUT)
+"""The types of the input log (what `sn51 replay` reads): the platform's and the chain's events."""
 
 # What each service consumes (SPEC section 1); the runtime subscribes to the topics these types travel on.
 READS: dict[str, frozenset[str]] = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar, Protocol
 
 from schemas.envelope import Event
+from schemas.topics import INPUT_TYPES
 
 
 class Core(Protocol):
@@ -18,3 +19,10 @@ class Core(Protocol):
     reads: ClassVar[frozenset[str]]
 
     def handle(self, event: Event) -> list[Event]: ...
+
+
+def takes(core: Core, type_: str) -> bool:
+    """Whether `core` folds an event of this type now: a type it reads, or any input type while the core
+    `awaits_origin` (billing counts its days from the first accepted event of the log, whatever its type, so it
+    is handed that one event even when it is a benchmark)."""
+    return type_ in core.reads or (type_ in INPUT_TYPES and getattr(core, "awaits_origin", False))

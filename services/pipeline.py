@@ -33,6 +33,7 @@ class Pipeline:
         self.cores: list[Core] = cores if cores is not None else [ScoringCore(), BillingCore(), SettlementCore()]
         self.seen: dict[str, str] = {}
         self._readers: dict[str, list[Core]] = {}
+        self.awaiting_origin: list[Core] = [c for c in self.cores if getattr(c, "awaits_origin", False)]
 
     def readers(self, type_: str) -> list[Core]:
         found = self._readers.get(type_)
@@ -60,6 +61,11 @@ class Pipeline:
             for child in derived:
                 out.append(child)
                 out.extend(self._derived(child))
+        if self.awaiting_origin:  # accepted: the first input a core that counts days from it may not read
+            for core in self.awaiting_origin:
+                if event.type not in core.reads:
+                    out.extend(core.handle(event))
+            self.awaiting_origin = [c for c in self.awaiting_origin if getattr(c, "awaits_origin", False)]
         self.seen[event.id] = digest
         return out
 

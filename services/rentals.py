@@ -15,14 +15,15 @@ from fractions import Fraction
 
 from schemas.codec import Refused
 from schemas.envelope import Event
-from schemas.events import ExecutorDelisted, ExecutorListed, RentalIncident, RentalStarted, RentalStopped
+from schemas.events import ExecutorDelisted, ExecutorListed, RentalStarted, RentalStopped
 from schemas.values import frac
 
 
 def require_listed(event: Event, listed: Container[str]) -> None:
-    """SPEC 2: a rental.* event (started, stopped, incident) of an executor never listed is `unknown_executor`."""
+    """SPEC 3.4: "a rental (or stop) for an executor never listed is refused" (`unknown_executor`). An incident
+    is not: it forfeits its executor's day whatever that executor is (one never listed earns nothing anyway)."""
     d = event.data
-    if isinstance(d, RentalStarted | RentalStopped | RentalIncident) and d.executor_id not in listed:
+    if isinstance(d, RentalStarted | RentalStopped) and d.executor_id not in listed:
         raise Refused("unknown_executor", f"executor {d.executor_id} was never listed")
 
 

@@ -1,9 +1,12 @@
 """Billing core (SPEC 3.4): a pure fold from rentals and epoch splits to each provider's earnings, day by day.
 
 Decisions where the spec is open (also in the README):
-- "The first accepted event in the log" is the first event billing itself accepts (the events it reads), so
-  the live service and `sn51 replay` count days from the same place.
-- Refusals: `unknown_executor` for any rental.* (started, stopped, incident) of an executor never listed;
+- "The first accepted event in the log" is the first input event accepted, of any type: billing `awaits_origin`
+  until it has one, and the pipeline and the runtime hand it that event even when it is of a type billing does
+  not read (a benchmark, a revenue report); it sets the day origin and nothing else, and the live service
+  keeps it in its inbox, so a rebuild finds the same origin.
+- Refusals: `unknown_executor` for a rental.started or rental.stopped of an executor never listed (SPEC: "a
+  rental (or stop)"; an incident is taken and forfeits its executor's day);
   `duplicate_epoch` then `bad_prices` on epoch.closed, as scoring does; `bad_params` (`services/admission.py`).
 - Order: billing handles an epoch's `epoch.scored` right before its `epoch.closed`, as the replay does. Live, the
   two come from different topics in either order, so (with `await_scores`, the default) an `epoch.closed`
@@ -38,7 +41,7 @@ from schemas.events import (
     ProviderStatement,
     RentalIncident,
 )
-from schemas.topics import READS
+from schemas.topics import INPUT_TYPES, READS
 from schemas.values import day_of, day_start, fmt_decimal, frac
 from services.admission import Admission
 from services.billing.fees import ONE_DAY, charge_usd_micros, days_touched, provider_part
@@ -108,8 +111,19 @@ class BillingCore:
 
     # -- the fold -------------------------------------------------------------------------------------------
 
+    @property
+    def awaits_origin(self) -> bool:
+        """No input event accepted yet: the next one, of any type, sets the day origin (`services.core.takes`)."""
+        return self.first_day is None
+
     def handle(self, event: Event) -> list[Event]:
+        if event.type not in self.reads:  # the log's first accepted input, of a type billing does not read
+            if self.first_day is None and event.type in INPUT_TYPES:
+                self.first_day = self.next_day = day_of(event.time)
+            return []
         self.admission.admit(event)  # refusals: raises, and then nothing has changed
+        if self.first_day is None and event.type in INPUT_TYPES:
+            self.first_day = self.next_day = day_of(event.time)
         if not self.await_scores:
             return self._process(event)
         d = event.data

@@ -31,7 +31,7 @@ import asyncpg
 from schemas.codec import Refused, content_hash, decode
 from schemas.envelope import Event
 from schemas.events import EVENT_MODELS
-from services.core import Core
+from services.core import Core, takes
 from services.runtime import metrics
 from services.runtime.logging import for_event, get_logger
 from services.runtime.outbox import Message, OutboxRow, copy_rows, dead_letter_row, event_row, write_rows
@@ -126,7 +126,7 @@ def decide(core: Core, known: dict[str, str], message: Message, decoded: Event |
             return Ignored(message, event_type)
         return DeadLetter(message, decoded.code, decoded.reason, event_id, event_type)
     event = decoded
-    if event.type not in core.reads:
+    if not takes(core, event.type):
         return Ignored(message, event.type)
     digest = content_hash(message.value)
     seen = known.get(event.id)
@@ -200,7 +200,8 @@ class Processor:
         it into the core, and build what `store` writes. Every `yield_every` messages the event loop gets a
         turn, so that the storing of an earlier batch, whose every statement waits on the loop, goes on."""
         started = self.clock()
-        decoded = [decode_message(m, self.core.reads) for m in messages]
+        skip = None if getattr(self.core, "awaits_origin", False) else self.core.reads  # see `takes`
+        decoded = [decode_message(m, skip) for m in messages]
         ids = sorted({d.id for d in decoded if isinstance(d, Event)})
         # The unsettled ids first, read before the query: a batch committing while it runs is then known
         # either way (its ids leave `unsettled` only after its commit).

@@ -3,8 +3,8 @@ params.updated, epoch.closed and collateral.* (SPEC 3.1 to 3.3). It writes score
 gpu_portion.updated and epoch.scored. No I/O, no wall clock, no randomness; exact arithmetic.
 
 Rules where the spec is open (the lead's interpretations):
-- Refusals: `unknown_executor` (via `RentalBook.check`) for rental.started / rental.stopped /
-  rental.incident of an executor never listed; `bad_params` (via `apply_update`; the range checks are the codec's); on
+- Refusals: `unknown_executor` (via `RentalBook.check`) for a rental.started or rental.stopped of an executor
+  never listed (an incident is not refused); `bad_params` (via `apply_update`; the range checks are the codec's); on
   `epoch.closed` (`services.admission.check_epoch`): `duplicate_epoch` first (a (netuid, epoch) already accepted), then
   `bad_prices` (tao_usd ≤ 0, alpha_tao ≤ 0 or miner_emission_rao < 0). A refused event changes nothing; a
   refused epoch is not recorded as seen. `bad_netuid` and the other stateless codes belong to the codec.
@@ -128,7 +128,7 @@ class ScoringCore:
         portions.update(given)
         self.portions = portions
         out: list[Event] = []
-        for eid in sorted(self.book.listed):
+        for eid in sorted(self.book.listings):  # every executor with a listing, delisted ones too (as benchmarks do)
             ev = self._rescore(eid, event)
             if ev is not None:
                 out.append(ev)

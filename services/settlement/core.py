@@ -7,6 +7,10 @@ D ≤ T − payout_delay_days not yet paid is paid, summed per coldkey with what
 `max_batch` in coldkey order. Holds (`payout.held`) need the chain and are the executor's business.
 
 Decisions where the spec is open (also in the README):
+- "At or after payout_hour_utc of day T" is an instant: the run of T happens at the first epoch at or after
+  T at that hour, whatever day that epoch falls on. When epochs pause past several such instants, the next
+  epoch is the first for each of them and runs them one after another, in day order (each with its own
+  minimum check and payout ids).
 - The days a run pays are the closed days D ≤ T − delay that the triggering epoch closes or had closed
   (D + 1 00:00 + grace ≤ its closed_at). In `sn51 replay` billing handles an epoch before settlement, so
   they have all arrived; live, `day.closed` can arrive after the epoch, so the run waits (`pending`) until
@@ -26,6 +30,7 @@ from typing import ClassVar
 from schemas.envelope import Event, derive, derived_id
 from schemas.events import DayClosed, EpochClosed, ParamsUpdated, PayoutDeferred, PayoutPlanned
 from schemas.topics import READS
+from schemas.values import day_start
 from services.admission import check_epoch
 from services.params import Params, apply_update
 
@@ -57,7 +62,7 @@ class SettlementCore:
         self.unpaid: dict[date, DayClosed] = {}
         self.last_closed: date | None = None
         self.carried: dict[str, Carry] = {}
-        self.run_days: set[date] = set()
+        self.next_run: date | None = None  # the next day T whose run is due
         self.pending: list[PendingRun] = []
 
     def handle(self, event: Event) -> list[Event]:
@@ -77,13 +82,14 @@ class SettlementCore:
     def _epoch_closed(self, event: Event, d: EpochClosed) -> list[Event]:
         check_epoch(d, self.epochs)
         self.epochs.add((d.netuid, d.epoch))
-        t = d.closed_at.date()
-        if d.closed_at.hour < self.params.payout_hour_utc or t in self.run_days:
-            return []
-        self.run_days.add(t)
+        if self.next_run is None:  # runs of days before the first epoch pay nothing: none has closed
+            self.next_run = d.closed_at.date() - ONE_DAY
+        due = timedelta(hours=self.params.payout_hour_utc)
         closable = (d.closed_at - timedelta(seconds=self.params.day_close_grace_seconds)).date() - ONE_DAY
-        limit = min(t - timedelta(days=self.params.payout_delay_days), closable)
-        self.pending.append(PendingRun(t, limit, event))
+        while day_start(self.next_run) + due <= d.closed_at:  # this epoch is the first at or after T's hour
+            t = self.next_run
+            self.pending.append(PendingRun(t, min(t - timedelta(days=self.params.payout_delay_days), closable), event))
+            self.next_run = t + ONE_DAY
         return self._run_ready()
 
     def _run_ready(self) -> list[Event]:
@@ -115,11 +121,11 @@ class SettlementCore:
             if carry.amount < self.params.min_payout_rao:
                 data_d = PayoutDeferred(**base, reason="below_min_payout")  # type: ignore[arg-type]
                 deferred.append(derive("payout.deferred", data_d, run.trigger, source=SOURCE, key=coldkey,
-                                       discriminator=coldkey))
+                                       discriminator=f"{coldkey}:{run.day.isoformat()}"))
                 continue
             batch = len(planned) // self.params.max_batch
             data_p = PayoutPlanned(**base, hotkeys=sorted(carry.hotkeys), batch=batch)  # type: ignore[arg-type]
             planned.append(derive("payout.planned", data_p, run.trigger, source=SOURCE, key=coldkey,
-                                  discriminator=coldkey))
+                                  discriminator=f"{coldkey}:{run.day.isoformat()}"))
             del self.carried[coldkey]
         return sorted(planned + deferred, key=lambda e: (e.key, e.type))

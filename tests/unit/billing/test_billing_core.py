@@ -11,7 +11,9 @@ from schemas.codec import Refused, decode_obj
 from schemas.envelope import Event
 from schemas.events import DayClosed, EarningsAccrued, ProviderStatement
 from services.billing.core import BillingCore
-from tests.factories import envelope, epoch, incident, listed, params, started, stopped
+from services.pipeline import Pipeline
+from services.scoring.core import ScoringCore
+from tests.factories import benchmark, envelope, epoch, incident, listed, params, started, stopped
 from tests.unit.billing.ledger_check import fold_checked
 
 
@@ -171,7 +173,7 @@ def test_refusals_change_nothing() -> None:
     run(core, listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"), epoch(1, "2026-11-01T01:00:00Z"))
     for bad, code in [
         (started("r9", "nope", "2026-11-01T02:00:00Z"), "unknown_executor"),
-        (incident("r9", "nope", "2026-11-01T02:00:00Z"), "unknown_executor"),
+        (stopped("r9", "nope", "2026-11-01T02:00:00Z"), "unknown_executor"),
         (epoch(1, "2026-11-02T05:00:00Z"), "duplicate_epoch"),
         (epoch(2, "2026-11-02T05:00:00Z", tao_usd="0"), "bad_prices"),
         (params("2026-11-01T03:00:00Z", models={"NVIDIA H200": {"portion": "0.5"}}), "bad_params"),
@@ -182,6 +184,24 @@ def test_refusals_change_nothing() -> None:
         assert info.value.code == code
     assert core.next_day is not None and core.next_day.isoformat() == "2026-11-01"
     assert core.admission.epochs == {(51, 1)}
+    # SPEC: "a rental (or stop)" of an executor never listed is refused; an incident is taken (it forfeits that
+    # executor's day, which earns nothing anyway)
+    assert core.handle(incident("r9", "nope", "2026-11-01T02:00:00Z")) == []
+    assert ("nope", core.next_day) in core.forfeited
+
+
+def test_days_count_from_the_first_accepted_input_of_any_type() -> None:
+    """SPEC 3.4: "Days are counted from the UTC day of the first accepted event in the log" -- a benchmark the
+    day before the first listing makes that day the first: the rental time on it is billed, and it closes."""
+    pipeline = Pipeline([ScoringCore(), BillingCore()])
+    log = [benchmark("ex1", "hk1", "2026-10-31T12:00:00Z"), listed("ex1", "hk1", "ck1", "2026-11-01T00:10:00Z"),
+           started("r1", "ex1", "2026-11-01T00:20:00Z", at="2026-10-31T23:00:00Z"),
+           epoch(1, "2026-11-01T02:00:00Z"), epoch(2, "2026-11-02T03:00:00Z")]
+    out = [e for event in log for e in pipeline.feed(event, event.to_bytes())]
+    days = statements(out)
+    assert sorted(days) == ["2026-10-31", "2026-11-01"]
+    # one hour of 2.85 USD on 10-31 (before the listing, after the origin), 90 % to the provider
+    assert row(days["2026-10-31"], "hk1").rental_fee_usd_micros == 2_850_000 * 9 // 10
 
 
 def test_ledger_explains_each_statement_and_payable_never_negative() -> None:

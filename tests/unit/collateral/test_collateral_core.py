@@ -131,11 +131,15 @@ def test_latest_price_and_repeat_count_are_per_rental() -> None:
     assert (req.reason, req.amount_wei) == ("first_incident", 4 * 10**17)
 
 
-def test_unknown_executor_is_refused() -> None:
+def test_a_rental_of_an_unknown_executor_is_refused_and_its_incident_waits() -> None:
     core = CollateralCore(chain_id=945)
     with pytest.raises(Refused) as info:
-        core.handle(incident("i1"))
+        core.handle(started())
     assert info.value.code == "unknown_executor"
+    assert core.handle(incident("i1")) == []  # taken (SPEC refuses "a rental (or stop)"); no rental to slash yet
+    assert list(core.waiting) == ["i1"]
+    out = run(core, listed(), epoch(1, "400"), started())
+    assert [e.type for e in out] == ["collateral.slash_requested"]  # decided once its rental is known
 
 
 def test_collateral_fold() -> None:

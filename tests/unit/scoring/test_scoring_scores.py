@@ -145,12 +145,13 @@ def test_relisting_recomputes_from_the_new_listing() -> None:
     assert last_score(feed(core, listed("e1", gpus=4))) == (0, ["gpu_count_mismatch"])
 
 
-def test_params_update_rescores_every_listed_executor_in_id_order() -> None:
+def test_params_update_rescores_every_executor_ever_listed_in_id_order() -> None:
     core = ScoringCore()
     feed(core, listed("e2"), bench("e2", down="150"), listed("e1"), bench("e1", down="120"),
          listed("e3"), bench("e3", down="500"), listed("e0"), bench("e0", down="130"), delisted("e0"))
-    out = core.handle(params(min_download_mbps="140"))
-    assert [(e.key, e.data.model_dump()["reasons"]) for e in out] == [("e1", ["network_too_slow"])]
+    out = core.handle(params(min_download_mbps="140"))  # the delisted e0 keeps its listing: its score changes too
+    assert [(e.key, e.data.model_dump()["reasons"]) for e in out] == [("e0", ["network_too_slow"]),
+                                                                       ("e1", ["network_too_slow"])]
     out = core.handle(params(min_download_mbps="1000"))
     assert [e.key for e in out] == ["e2", "e3"]
     assert len({e.id for e in out}) == 2

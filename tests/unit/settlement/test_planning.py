@@ -49,8 +49,31 @@ def test_batches_and_deterministic_ids() -> None:
 def test_a_run_waits_for_days_billing_has_not_delivered_yet() -> None:
     core = SettlementCore()
     assert run(core, day_closed("2026-11-01", [("hk1", "ck1", 50_000_000)])) == []
-    # The epoch closing 11-02 triggers the run of 11-03 before billing's day.closed of 11-02 arrives (live).
-    assert run(core, params("2026-11-01T00:00:00Z", payout_delay_days=1), epoch(1, "2026-11-03T17:00:00Z")) == []
+    # The first epoch is at or after the payout hour of 11-02 and of 11-03: the run of 11-02 pays 11-01 at once;
+    # the run of 11-03 waits for billing's day.closed of 11-02, which arrives after the epoch (live).
+    out = run(core, params("2026-11-01T00:00:00Z", payout_delay_days=1), epoch(1, "2026-11-03T17:00:00Z"))
+    assert [(p.amount_rao, p.billing_days) for p in planned_of(out)] == [(50_000_000, ["2026-11-01"])]
     out = run(core, day_closed("2026-11-02", [("hk1", "ck1", 20_000_000)]))
-    planned = [e.data for e in out if isinstance(e.data, PayoutPlanned)]
-    assert [(p.amount_rao, p.billing_days) for p in planned] == [(70_000_000, ["2026-11-01", "2026-11-02"])]
+    assert [(p.amount_rao, p.billing_days) for p in planned_of(out)] == [(20_000_000, ["2026-11-02"])]
+
+
+def planned_of(out: list[Event]) -> list[PayoutPlanned]:
+    return [e.data for e in out if isinstance(e.data, PayoutPlanned)]
+
+
+def test_an_epoch_after_a_pause_runs_every_day_whose_payout_hour_has_passed_in_order() -> None:
+    """SPEC 3.5: the run of day T is at "the first epoch.closed at or after payout_hour_utc" of T, an instant: after
+    epochs pause, an epoch at 03:00 is that first epoch for each day whose 17:00 has passed since the last one."""
+    core = SettlementCore()
+    run(core, epoch(1, "2026-11-02T10:00:00Z"),
+        day_closed("2026-11-01", [("hk1", "ck1", 30_000_000)]), day_closed("2026-11-02", [("hk1", "ck1", 5_000_000)]))
+    after_pause = epoch(2, "2026-11-05T03:00:00Z")  # past 17:00 of 11-02, 11-03 and 11-04, not of 11-05
+    out = run(core, after_pause)
+    # run of 11-03 pays 11-01; run of 11-04 pays 11-02, under the minimum: deferred (its own check, its own id)
+    assert [(e.type, e.data.amount_rao, e.data.billing_days) for e in out  # type: ignore[union-attr]
+            ] == [("payout.planned", 30_000_000, ["2026-11-01"]), ("payout.deferred", 5_000_000, ["2026-11-02"])]
+    assert len({e.id for e in out}) == 2 and {e.causation_id for e in out} == {after_pause.id}
+    assert run(core, epoch(3, "2026-11-05T16:59:00Z")) == []
+    # the run of 11-05 (after billing's statement of 11-03): the carried 5M is still below the minimum
+    out = run(core, epoch(4, "2026-11-05T17:00:00Z"), day_closed("2026-11-03", []))
+    assert [(e.type, e.data.amount_rao) for e in out] == [("payout.deferred", 5_000_000)]  # type: ignore[union-attr]
