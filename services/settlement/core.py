@@ -63,6 +63,7 @@ class SettlementCore:
         self.last_closed: date | None = None
         self.carried: dict[str, Carry] = {}
         self.next_run: date | None = None  # the next day T whose run is due
+        self.closable: date | None = None  # the last day billing has closed, as the epochs so far tell
         self.pending: list[PendingRun] = []
 
     def handle(self, event: Event) -> list[Event]:
@@ -84,11 +85,15 @@ class SettlementCore:
         self.epochs.add((d.netuid, d.epoch))
         if self.next_run is None:  # runs of days before the first epoch pay nothing: none has closed
             self.next_run = d.closed_at.date() - ONE_DAY
-        due = timedelta(hours=self.params.payout_hour_utc)
+        # The last day billing has closed by now, by its own rule (D closes at the first epoch with closed_at ≥
+        # D + 1 00:00 + the grace then in force; days never reopen, whatever the grace becomes later).
         closable = (d.closed_at - timedelta(seconds=self.params.day_close_grace_seconds)).date() - ONE_DAY
+        self.closable = closable if self.closable is None else max(self.closable, closable)
+        due = timedelta(hours=self.params.payout_hour_utc)
         while day_start(self.next_run) + due <= d.closed_at:  # this epoch is the first at or after T's hour
             t = self.next_run
-            self.pending.append(PendingRun(t, min(t - timedelta(days=self.params.payout_delay_days), closable), event))
+            limit = min(t - timedelta(days=self.params.payout_delay_days), self.closable)
+            self.pending.append(PendingRun(t, limit, event))
             self.next_run = t + ONE_DAY
         return self._run_ready()
 

@@ -10,6 +10,7 @@ Deterministic in the seed. `python -m tests.reference.scenarios SEED > LOG` writ
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import uuid
@@ -80,7 +81,7 @@ def scenario(seed: int) -> list[bytes]:
         roll = r.random()
         if roll < 0.10:
             hk = r.choice(hotkeys)
-            price = round(MODELS[model[ex]][0] * r.choice([0.9, 1.0, 1.05, 3.5]), 3)
+            price = round(MODELS[model[ex]][0] * r.choice([0.9, 1.0, 1.05, 3, 3.5]), 4)  # 3: the limit exactly
             log.emit("executor.listed", now, ex, {
                 "executor_id": ex, "hotkey": hk, "coldkey": coldkey[hk], "gpu_model": model[ex],
                 "gpu_count": gpus[ex] if r.random() < 0.95 else 0, "price_per_gpu_usd": str(price), "sysbox": True})
@@ -91,7 +92,7 @@ def scenario(seed: int) -> list[bytes]:
         elif roll < 0.55:  # a start, sometimes reported late
             rental = f"r{next(serial)}"
             rentals[rental] = ex
-            price = round(MODELS[model[ex]][0] * r.choice([0.4, 1.0, 1.0, 1.2]), 4)
+            price = round(MODELS[model[ex]][0] * r.choice([0.4, 0.5, 1.0, 1.0, 1.2]), 5)  # 0.5: the floor exactly
             started = now - timedelta(minutes=r.choice([0, 0, 0, 30, 600, 2000]))
             log.emit("rental.started", now, ex, started_data(rental, ex, str(price), started))
         elif roll < 0.70 and rentals:  # a stop (or a correction of one), sometimes reported late
@@ -111,7 +112,9 @@ def scenario(seed: int) -> list[bytes]:
                 "rental_id": r.choice(list(rentals)) if rentals else "none", "executor_id": ex,
                 "kind": r.choice(["ssh_refused", "offline", "container_crash"]), "at": rfc3339(at)})
         elif roll < 0.86:
-            revenue = {m: str(round(r.uniform(0, 500), 2)) for m in r.sample(list(MODELS), r.randint(0, 3))}
+            zero = r.random() < 0.15  # a report whose total is 0 (it names models, and moves nothing)
+            revenue = {m: "0" if zero else str(round(r.uniform(0, 500), 2))
+                       for m in r.sample(list(MODELS), r.randint(0, 3))}
             if r.random() < 0.1:
                 revenue["NVIDIA Z9"] = "12.5"
             log.emit("revenue.reported", now, "revenue", {
@@ -144,9 +147,11 @@ def benchmark(r: random.Random, ex: str, gpu_model: str, count: int, at: datetim
     nominal = MODELS[gpu_model][1]
     return {"executor_id": ex, "hotkey": "x", "gpu_model": gpu_model,
             "gpu_count": count if r.random() < 0.9 else count + 1,
-            "vram_mb_per_gpu": int(nominal * r.choice([1.0, 1.0, 1.0, 0.85, 0.95, 1.06])),
+            "vram_mb_per_gpu": r.choice([nominal, nominal, int(nominal * 0.85), int(nominal * 1.06),
+                                         math.ceil(nominal * 0.9), math.floor(nominal * 1.05),  # the edges
+                                         math.ceil(nominal * 0.9) - 1, math.floor(nominal * 1.05) + 1]),
             "matmul_passed": r.random() < 0.93, "matmul_tflops": r.choice([None, "812.5"]),
-            "download_mbps": str(r.choice([950, 120, 40, 99.9, 100])), "upload_mbps": "500",
+            "download_mbps": r.choice(["950", "120", "40", "99.9", "100", "100.0", "150", "50"]), "upload_mbps": "500",
             "sysbox": r.random() < 0.95, "driver_version": "550.54", "measured_at": rfc3339(at)}
 
 

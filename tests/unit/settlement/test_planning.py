@@ -77,3 +77,14 @@ def test_an_epoch_after_a_pause_runs_every_day_whose_payout_hour_has_passed_in_o
     # the run of 11-05 (after billing's statement of 11-03): the carried 5M is still below the minimum
     out = run(core, epoch(4, "2026-11-05T17:00:00Z"), day_closed("2026-11-03", []))
     assert [(e.type, e.data.amount_rao) for e in out] == [("payout.deferred", 5_000_000)]  # type: ignore[union-attr]
+
+
+def test_a_day_billing_closed_stays_payable_when_the_grace_grows_afterwards() -> None:
+    """A day closed under one grace is closed for good: a later, longer grace must not hide it from a run."""
+    core = SettlementCore()
+    run(core, params("2026-11-01T00:00:00Z", payout_delay_days=0, day_close_grace_seconds=0),
+        epoch(1, "2026-11-01T17:00:00Z"),
+        epoch(2, "2026-11-02T00:04:00Z"), day_closed("2026-11-01", [("hk1", "ck1", 30_000_000)]))  # closes 11-01
+    out = run(core, params("2026-11-02T09:00:00Z", day_close_grace_seconds=40_000, payout_hour_utc=0),
+              epoch(3, "2026-11-02T10:52:00Z"))  # the run of 11-02; this epoch alone could not have closed 11-01
+    assert [(p.amount_rao, p.billing_days) for p in planned_of(out)] == [(30_000_000, ["2026-11-01"])]
