@@ -49,9 +49,11 @@ def scenario(seed: int) -> list[bytes]:
     log = Log(r)
     hotkeys = [f"hk{i}" for i in range(r.randint(1, 3))]
     coldkey = {hk: f"ck{r.randint(0, 1)}" for hk in hotkeys}
-    executors = [f"ex-{i}" for i in range(r.randint(2, 6))]
-    model = {ex: r.choice(list(MODELS)) for ex in executors}
-    gpus = {ex: r.choice([1, 1, 2, 8]) for ex in executors}
+    crowded = r.random() < 0.25  # enough single-GPU executors of few models to pass the unrented caps
+    executors = [f"ex-{i}" for i in range(r.randint(12, 24) if crowded else r.randint(2, 6))]
+    models = ["NVIDIA H200", "NVIDIA GeForce RTX 4090"] if crowded else list(MODELS)
+    model = {ex: r.choice(models) for ex in executors}
+    gpus = {ex: r.choice([1, 1, 1, 1, 8] if crowded else [1, 1, 2, 8]) for ex in executors}
     rentals: dict[str, str] = {}  # rental id -> executor
     serial = iter(range(1_000_000))
 
@@ -63,6 +65,13 @@ def scenario(seed: int) -> list[bytes]:
     if r.random() < 0.3:
         log.emit("params.updated", now, "params", params(r))
 
+    if crowded:  # everyone listed at the table price and benchmarked well, from the start
+        for ex in executors:
+            hk = r.choice(hotkeys)
+            log.emit("executor.listed", now, ex, {
+                "executor_id": ex, "hotkey": hk, "coldkey": coldkey[hk], "gpu_model": model[ex], "gpu_count": gpus[ex],
+                "price_per_gpu_usd": str(MODELS[model[ex]][0]), "sysbox": True})
+            log.emit("benchmark.completed", now, ex, benchmark(r, ex, model[ex], gpus[ex], now, good=True))
     end = now + timedelta(days=r.randint(3, 6))
     epoch, next_epoch = 1000, now + timedelta(minutes=r.randint(5, 72))
     while now < end:
@@ -88,7 +97,7 @@ def scenario(seed: int) -> list[bytes]:
         elif roll < 0.13:
             log.emit("executor.delisted", now, ex, {"executor_id": ex})
         elif roll < 0.40:
-            log.emit("benchmark.completed", now, ex, benchmark(r, ex, model[ex], gpus[ex], now))
+            log.emit("benchmark.completed", now, ex, benchmark(r, ex, model[ex], gpus[ex], now, good=crowded))
         elif roll < 0.55:  # a start, sometimes reported late
             rental = f"r{next(serial)}"
             rentals[rental] = ex
@@ -143,8 +152,13 @@ def stopped_data(rental: str, ex: str, at: datetime) -> dict[str, Any]:
     return {"rental_id": rental, "executor_id": ex, "stopped_at": rfc3339(at), "reason": "user"}
 
 
-def benchmark(r: random.Random, ex: str, gpu_model: str, count: int, at: datetime) -> dict[str, Any]:
+def benchmark(r: random.Random, ex: str, gpu_model: str, count: int, at: datetime, good: bool = False
+              ) -> dict[str, Any]:
     nominal = MODELS[gpu_model][1]
+    if good and r.random() < 0.95:
+        return {"executor_id": ex, "hotkey": "x", "gpu_model": gpu_model, "gpu_count": count,
+                "vram_mb_per_gpu": nominal, "matmul_passed": True, "matmul_tflops": "812.5", "download_mbps": "950",
+                "upload_mbps": "500", "sysbox": True, "driver_version": "550.54", "measured_at": rfc3339(at)}
     return {"executor_id": ex, "hotkey": "x", "gpu_model": gpu_model,
             "gpu_count": count if r.random() < 0.9 else count + 1,
             "vram_mb_per_gpu": r.choice([nominal, nominal, int(nominal * 0.85), int(nominal * 1.06),
