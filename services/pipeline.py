@@ -1,7 +1,10 @@
 """The live topology, offline: every input event goes to each core that reads it, and every derived event is
 processed by its readers right after its cause, before the next input (SPEC section 4, `sn51 replay`).
 
-Cores are visited in pipeline order (scoring, billing, settlement), depth first, so an `epoch.closed` is
+An input line of a type the replayed cores publish (`epoch.scored`, `day.closed`, ...) is refused, `wrong_topic`,
+as the live services refuse one that arrives on another topic than its type's; the collateral service's events
+are inputs here (its chain watcher is not replayed). Cores are visited in pipeline order (scoring, billing,
+settlement), depth first, so an `epoch.closed` is
 scored, billed (closing days) and only then seen by settlement planning. Duplicates (same id, same content)
 are skipped; the same id with other content is refused (`id_conflict`); an event refused by a rule changes
 nothing and its id stays unused.
@@ -14,10 +17,13 @@ from dataclasses import dataclass
 
 from schemas.codec import Refused, content_hash, decode
 from schemas.envelope import Event
+from schemas.topics import BILLING, ROUTES, SCORING, SETTLEMENT
 from services.billing.core import BillingCore
 from services.core import Core
 from services.scoring.core import ScoringCore
 from services.settlement.core import SettlementCore
+
+DERIVED_TOPICS = (SCORING, BILLING, SETTLEMENT)  # what the replayed cores publish; collateral's events are input
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,10 @@ class Pipeline:
     def feed(self, event: Event, raw: bytes | str) -> list[Event]:
         """One decoded input event and its message bytes (what "the same content" is judged on) through the
         topology; raises `Refused`."""
+        route = ROUTES[event.type]
+        if route.topic in DERIVED_TOPICS:
+            raise Refused("wrong_topic", f"{event.type} is published by {route.sources[0]} on {route.topic}; "
+                                         "the replay derives it, it is not an input")
         digest = content_hash(raw)
         known = self.seen.get(event.id)
         if known is not None:

@@ -31,6 +31,7 @@ import asyncpg
 from schemas.codec import Refused, content_hash, decode
 from schemas.envelope import Event
 from schemas.events import EVENT_MODELS
+from schemas.topics import ROUTES
 from services.core import Core, takes
 from services.runtime import metrics
 from services.runtime.logging import for_event, get_logger
@@ -116,8 +117,11 @@ def decode_message(message: Message, reads: frozenset[str] | None = None) -> Eve
         return refused
 
 
-def decide(core: Core, known: dict[str, str], message: Message, decoded: Event | Refused | Ignored) -> Outcome:
-    """What one message does. Adds an accepted event's hash to `known`; `core` folds only accepted events."""
+def decide(core: Core, known: dict[str, str], message: Message, decoded: Event | Refused | Ignored,
+           topic_prefix: str = "") -> Outcome:
+    """What one message does. Adds an accepted event's hash to `known`; `core` folds only accepted events.
+    An event that arrives on another topic than its type's (an `epoch.scored` on the input topic: anyone may
+    produce there, only scoring on its own) is refused, `wrong_topic`."""
     if isinstance(decoded, Ignored):
         return decoded
     if isinstance(decoded, Refused):
@@ -128,6 +132,10 @@ def decide(core: Core, known: dict[str, str], message: Message, decoded: Event |
     event = decoded
     if not takes(core, event.type):
         return Ignored(message, event.type)
+    home = topic_prefix + ROUTES[event.type].topic
+    if message.topic != home:
+        return DeadLetter(message, "wrong_topic", f"{event.type} travels on {home}, not {message.topic}", event.id,
+                          event.type)
     digest = content_hash(message.value)
     seen = known.get(event.id)
     if seen == digest:
@@ -212,7 +220,7 @@ class Processor:
         batch = Decided(messages, [], started)
         prefix, projection = self.topic_prefix, self.projection
         for i, (message, d) in enumerate(zip(messages, decoded, strict=True), start=1):
-            outcome = decide(self.core, known, message, d)
+            outcome = decide(self.core, known, message, d, prefix)
             batch.outcomes.append(outcome)
             if isinstance(outcome, Accepted):
                 event = outcome.event

@@ -136,7 +136,7 @@ async def test_sigkill_mid_stream_then_restart_gives_the_outputs_of_an_uninterru
     expected_dead: set[str] = set()
     for offset, value in enumerate(inputs):
         m = Message(input_topic, 0, offset, None, value)
-        outcome = decide(expected_core, known, m, decode_message(m))
+        outcome = decide(expected_core, known, m, decode_message(m), prefix)
         if isinstance(outcome, Accepted):
             expected.update((e.id, encode(e)) for e in outcome.derived)
         elif isinstance(outcome, DeadLetter):

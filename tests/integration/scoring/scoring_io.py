@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schemas.envelope import Event
+from schemas.topics import INPUT
 from services.runtime.outbox import Message
 from services.runtime.processor import Accepted, DeadLetter, decide, decode_message
 from services.scoring.core import ScoringCore
@@ -32,7 +33,7 @@ def expected(log: list[bytes], topic: str) -> Expected:
     known: dict[str, str] = {}
     for offset, raw in enumerate(log):
         message = Message(topic, 0, offset, None, raw)
-        outcome = decide(out.core, known, message, decode_message(message))
+        outcome = decide(out.core, known, message, decode_message(message), topic.removesuffix(INPUT))
         if isinstance(outcome, Accepted):
             out.derived.extend(outcome.derived)
         elif isinstance(outcome, DeadLetter):

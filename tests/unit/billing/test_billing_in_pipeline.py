@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from schemas.codec import encode_obj
 from schemas.envelope import Event
 from schemas.events import DayClosed
 from services.billing.core import BillingCore
-from services.pipeline import Pipeline
+from services.pipeline import Pipeline, Refusal
 from services.scoring.core import ScoringCore
 from services.settlement.core import SettlementCore
 from sn51.sim import Faults, lines
+from tests.factories import envelope
 from tests.unit.billing.reference import NaiveBilling
 
 
@@ -55,3 +57,14 @@ def test_billing_in_the_pipeline_agrees_with_the_reference() -> None:
     assert statements == ref.statements
     assert len(statements) >= 3
     assert any(p["rental_fee_usd_micros"] for day in statements.values() for p in day.values())
+
+
+def test_an_input_log_line_of_a_type_the_replay_derives_is_refused() -> None:
+    """A forged `epoch.scored` in the input log would credit emission; the replay derives splits, it reads none."""
+    forged = envelope("epoch.scored", "2026-11-01T01:00:00Z", {
+        "netuid": 51, "epoch": 1, "closed_at": "2026-11-01T01:00:00Z", "miner_emission_rao": 10**9,
+        "shares": {"rented": "1", "unrented": "0", "burn": "0"}, "burn_rao": 0,
+        "nodes": [{"executor_id": "ex1", "hotkey": "hk1", "pool": "rented", "incentive": "1", "alpha_rao": 10**9,
+                   "reason": None}]})
+    out = list(Pipeline().run([encode_obj(forged)]))
+    assert [(r.line, r.code) for r in out if isinstance(r, Refusal)] == [(1, "wrong_topic")]

@@ -19,6 +19,16 @@ def run(core: CountingCore, known: dict[str, str], value: bytes, offset: int = 0
     return decide(core, known, m, decode_message(m))
 
 
+def test_an_event_on_another_topic_than_its_type_s_is_refused() -> None:
+    core, known = CountingCore(), dict[str, str]()
+    m = Message("sn51.scoring", 0, 0, None, encode_obj(listing("a", "hk1")))  # an input type, on scoring's topic
+    out = decide(core, known, m, decode_message(m))
+    assert isinstance(out, DeadLetter) and out.code == "wrong_topic"
+    assert core.listings == {} and known == {}
+    prefixed = Message("t1.sn51.input", 0, 1, None, encode_obj(listing("a", "hk1")))
+    assert isinstance(decide(core, known, prefixed, decode_message(prefixed), "t1."), Accepted)
+
+
 def test_accepted_folds_and_remembers_the_hash() -> None:
     core, known = CountingCore(), dict[str, str]()
     out = run(core, known, encode_obj(listing("a", "hk1")))
