@@ -172,11 +172,16 @@ def _check_stateless(data: object) -> None:
 def content_hash(raw: bytes | str) -> str:
     """What 'the same content' means for an id seen twice: the same message bytes (surrounding white space
     aside). A redelivery or a re-send of the stored event is byte-identical; anything else under a used id
-    is a conflict, refused rather than guessed at."""
+    is a conflict, refused rather than guessed at. Hex, as the inbox stores it."""
+    return content_digest(raw).hex()
+
+
+def content_digest(raw: bytes | str) -> bytes:
+    """`content_hash` as its 16 bytes (what `sn51 replay` keeps per event id: half the memory of the hex)."""
     data = raw.encode() if isinstance(raw, str) else raw
     if data[-2:] == b"}\n" and data[:1] == b"{":  # a line as read from a log: only its newline to strip
-        return hashlib.blake2b(memoryview(data)[:-1], digest_size=16).hexdigest()
-    return hashlib.blake2b(data.strip(), digest_size=16).hexdigest()
+        return hashlib.blake2b(memoryview(data)[:-1], digest_size=16).digest()
+    return hashlib.blake2b(data.strip(), digest_size=16).digest()
 
 
 def encode(event: Event) -> bytes:

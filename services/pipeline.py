@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from schemas.codec import Refused, content_hash, decode
+from schemas.codec import Refused, content_digest, decode
 from schemas.envelope import Event
 from schemas.topics import BILLING, ROUTES, SCORING, SETTLEMENT
 from services.billing.core import BillingCore
@@ -23,7 +23,8 @@ from services.core import Core
 from services.scoring.core import ScoringCore
 from services.settlement.core import SettlementCore
 
-DERIVED_TOPICS = (SCORING, BILLING, SETTLEMENT)  # what the replayed cores publish; collateral's events are input
+# What the replayed cores publish; the collateral service's events are inputs here.
+DERIVED_TYPES = frozenset(t for t, route in ROUTES.items() if route.topic in (SCORING, BILLING, SETTLEMENT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class Refusal:
 class Pipeline:
     def __init__(self, cores: list[Core] | None = None) -> None:
         self.cores: list[Core] = cores if cores is not None else [ScoringCore(), BillingCore(), SettlementCore()]
-        self.seen: dict[str, str] = {}
+        self.seen: dict[str, bytes] = {}
         self._readers: dict[str, list[Core]] = {}
         self.awaiting_origin: list[Core] = [c for c in self.cores if getattr(c, "awaits_origin", False)]
 
@@ -50,11 +51,11 @@ class Pipeline:
     def feed(self, event: Event, raw: bytes | str) -> list[Event]:
         """One decoded input event and its message bytes (what "the same content" is judged on) through the
         topology; raises `Refused`."""
-        route = ROUTES[event.type]
-        if route.topic in DERIVED_TOPICS:
+        if event.type in DERIVED_TYPES:
+            route = ROUTES[event.type]
             raise Refused("wrong_topic", f"{event.type} is published by {route.sources[0]} on {route.topic}; "
                                          "the replay derives it, it is not an input")
-        digest = content_hash(raw)
+        digest = content_digest(raw)
         known = self.seen.get(event.id)
         if known is not None:
             if known == digest:
@@ -87,14 +88,22 @@ class Pipeline:
                 out.extend(self._derived(child))
         return out
 
+    def line(self, number: int, raw: bytes | str) -> list[Event] | Refusal:
+        """One line of an input log through the topology: what it derives, in order, or its refusal."""
+        event_id: str | None = None
+        try:
+            event = decode(raw)
+            event_id = event.id
+            return self.feed(event, raw)
+        except Refused as r:
+            return Refusal(number, event_id, r.code, r.reason)
+
     def run(self, lines: Iterable[bytes | str]) -> Iterator[Event | Refusal]:
         for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
+            if not raw or raw.isspace():
                 continue
-            event_id: str | None = None
-            try:
-                event = decode(raw)
-                event_id = event.id
-                yield from self.feed(event, raw)
-            except Refused as r:
-                yield Refusal(number, event_id, r.code, r.reason)
+            out = self.line(number, raw)
+            if isinstance(out, Refusal):
+                yield out
+            else:
+                yield from out
