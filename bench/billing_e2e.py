@@ -268,7 +268,7 @@ def main() -> None:
     parser.add_argument("--providers", type=int, default=500)
     parser.add_argument("--days", type=float, default=4)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=500, help="SN51_BATCH_SIZE of the service")
+    parser.add_argument("--batch-size", type=int, default=2000, help="SN51_BATCH_SIZE of the service")
     parser.add_argument("--runs", type=int, default=3, help="measurements (the median is reported)")
     result = bench(parser.parse_args())
     print(json.dumps(result, indent=2))

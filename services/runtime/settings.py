@@ -27,7 +27,10 @@ class Settings(BaseSettings):
     topic_prefix: str = ""  # prepended to every topic name (tests, several systems on one broker)
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
-    batch_size: int = 500  # messages per poll, processed in one PostgreSQL transaction
+    # At most this many messages per poll, processed in one PostgreSQL transaction. A poll returns what is
+    # there, so batches are this large only when catching up, where they pay (billing bench: 2000 against 500,
+    # +22 % end to end: fewer round trips, commits and offset commits).
+    batch_size: int = 2_000
     poll_timeout_ms: int = 200
     max_partition_fetch_bytes: int = 8 * 1024 * 1024  # per partition and fetch
     fetch_max_wait_ms: int = 50  # how long the broker may hold a fetch that finds nothing new
