@@ -7,7 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
@@ -109,8 +109,18 @@ def derived_id(type_: str, *causes: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+class Cause(Protocol):
+    """What a derived event takes of its cause: the id and the time (an `Event`, or the facts of one)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def time(self) -> datetime: ...
+
+
 def derive(
-    type_: str, data: Data, cause: Event, *, source: str, key: str, discriminator: str = ""
+    type_: str, data: Data, cause: Cause, *, source: str, key: str, discriminator: str = ""
 ) -> Event:
     """A derived event: deterministic id, the time of its cause, `causation_id` set to the cause."""
     return Event(

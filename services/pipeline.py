@@ -12,18 +12,23 @@ nothing and its id stays unused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from schemas.codec import Refused, content_digest, decode
-from schemas.envelope import Event
+from schemas.envelope import Cause, Event
 from schemas.topics import BILLING, ROUTES, SCORING, SETTLEMENT
 from services.billing.core import BillingCore
 from services.core import Core
 from services.scoring.core import ScoringCore
+from services.scoring.scores import BenchmarkFacts
 from services.settlement.core import SettlementCore
 
 # What the replayed cores publish; the collateral service's events are inputs here.
+if TYPE_CHECKING:
+    from services.benchmark_lines import BenchmarkLine
+
 DERIVED_TYPES = frozenset(t for t, route in ROUTES.items() if route.topic in (SCORING, BILLING, SETTLEMENT))
 
 
@@ -35,12 +40,24 @@ class Refusal:
     reason: str
 
 
+BENCHMARK = "benchmark.completed"
+
+
+@runtime_checkable
+class BenchmarkReader(Protocol):
+    """A core that can fold a benchmark from its facts (`services.scoring.core.ScoringCore.benchmarked`)."""
+
+    def benchmarked(self, cause: Cause, executor_id: str, facts: BenchmarkFacts) -> list[Event]: ...
+
+
 class Pipeline:
     def __init__(self, cores: list[Core] | None = None) -> None:
         self.cores: list[Core] = cores if cores is not None else [ScoringCore(), BillingCore(), SettlementCore()]
         self.seen: dict[str, bytes] = {}
         self._readers: dict[str, list[Core]] = {}
         self.awaiting_origin: list[Core] = [c for c in self.cores if getattr(c, "awaits_origin", False)]
+        # Whether every reader of benchmark.completed can take a benchmark's facts without its `Event`.
+        self.benchmark_path = all(isinstance(c, BenchmarkReader) for c in self.readers(BENCHMARK))
 
     def readers(self, type_: str) -> list[Core]:
         found = self._readers.get(type_)
@@ -55,16 +72,35 @@ class Pipeline:
             route = ROUTES[event.type]
             raise Refused("wrong_topic", f"{event.type} is published by {route.sources[0]} on {route.topic}; "
                                          "the replay derives it, it is not an input")
-        digest = content_digest(raw)
-        known = self.seen.get(event.id)
+        return self._fold(event.id, content_digest(raw), event.type, lambda core: core.handle(event), event)
+
+    def benchmark(self, number: int, raw: bytes, facts: BenchmarkLine | Refusal | None) -> list[Event] | Refusal:
+        """A benchmark line that another process decoded (`services.benchmark_lines`): `facts` is what it found,
+        the codec's refusal, or None (not a benchmark after all). The same outcome as `line(number, raw)`."""
+        if facts is None or not self.benchmark_path or self.awaiting_origin:
+            return self.line(number, raw)
+        if isinstance(facts, Refusal):
+            return facts
+        try:
+            return self._fold(facts.id, facts.digest, BENCHMARK,
+                              lambda core: cast(BenchmarkReader, core).benchmarked(facts, facts.executor_id, facts),
+                              None)
+        except Refused as r:
+            return Refusal(number, facts.id, r.code, r.reason)
+
+    def _fold(self, event_id: str, digest: bytes, type_: str, handle: Callable[[Core], list[Event]],
+              event: Event | None) -> list[Event]:
+        """An accepted input (or a duplicate, or a conflict) through its readers, each handled by `handle`;
+        `event` is None only on the benchmark path, which is not taken while a core awaits its origin."""
+        known = self.seen.get(event_id)
         if known is not None:
             if known == digest:
                 return []
-            raise Refused("id_conflict", f"id {event.id} was seen before with other content")
+            raise Refused("id_conflict", f"id {event_id} was seen before with other content")
         out: list[Event] = []
-        for i, core in enumerate(self.readers(event.type)):
+        for i, core in enumerate(self.readers(type_)):
             try:
-                derived = core.handle(event)
+                derived = handle(core)
             except Refused:
                 if i == 0:
                     raise
@@ -72,12 +108,12 @@ class Pipeline:
             for child in derived:
                 out.append(child)
                 out.extend(self._derived(child))
-        if self.awaiting_origin:  # accepted: the first input a core that counts days from it may not read
+        if self.awaiting_origin and event is not None:  # accepted: the first input of the log
             for core in self.awaiting_origin:
-                if event.type not in core.reads:
+                if type_ not in core.reads:
                     out.extend(core.handle(event))
             self.awaiting_origin = [c for c in self.awaiting_origin if getattr(c, "awaits_origin", False)]
-        self.seen[event.id] = digest
+        self.seen[event_id] = digest
         return out
 
     def _derived(self, event: Event) -> list[Event]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -11,29 +12,42 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from services.benchmark_lines import BenchmarkLines, is_benchmark
 from services.pipeline import Pipeline, Refusal
 from services.runtime.collector import quiet_collector
 
 err = Console(stderr=True)
 
 
-def replay_file(input_path: Path, output_path: Path, *, progress: bool = True) -> tuple[int, int, int]:
-    """Replay `input_path` into `output_path`; returns (input lines, derived events, refused lines)."""
+def replay_file(input_path: Path, output_path: Path, *, progress: bool = True,
+                parallel: bool = True) -> tuple[int, int, int]:
+    """Replay `input_path` into `output_path`; returns (input lines, derived events, refused lines).
+
+    With `parallel`, a second process decodes the benchmark lines (`services.benchmark_lines`) while this one
+    folds the log; the output is the same, byte for byte."""
     quiet_collector()
     size = input_path.stat().st_size
     lines = derived = refused = 0
     pipeline = Pipeline()
-    with input_path.open("rb") as src, output_path.open("wb") as out, Progress(
-        TextColumn("replay"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-        console=err, disable=not progress, transient=True,
-    ) as bar:
+    with contextlib.ExitStack() as stack:
+        # The worker first: forked before the progress bar starts its refresh thread.
+        benchmarks = stack.enter_context(BenchmarkLines(input_path)) if parallel and pipeline.benchmark_path else None
+        src = stack.enter_context(input_path.open("rb"))
+        out = stack.enter_context(output_path.open("wb"))
+        bar = stack.enter_context(Progress(
+            TextColumn("replay"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+            console=err, disable=not progress, transient=True,
+        ))
         task = bar.add_task("replay", total=size)
         write, line = out.write, pipeline.line
         for raw in src:  # the hot loop of a replay: one call per line, no generator in between
             lines += 1
             if raw.isspace():
                 continue
-            result = line(lines, raw)
+            if benchmarks is not None and is_benchmark(raw):
+                result = pipeline.benchmark(lines, raw, benchmarks.take(lines))
+            else:
+                result = line(lines, raw)
             if isinstance(result, Refusal):
                 refused += 1
                 print(f"line {result.line}: {result.code}: {result.reason}", file=sys.stderr)

@@ -12,7 +12,7 @@ Rules where the spec is open (the lead's interpretations):
   `score.updated`; afterwards it is emitted only when score or reasons change (a new hotkey alone does not).
   Recomputed on `executor.listed` (that executor), on `benchmark.completed` (that executor when it has ever
   been listed; a benchmark of an executor never listed is stored and its download EMA updated, nothing is
-  emitted) and on `params.updated` (every currently listed executor, emitted in executor_id order).
+  emitted) and on `params.updated` (every executor ever listed, emitted in executor_id order).
   Model, GPU count and listed price from the latest listing; VRAM, matmul, download EMA (over every
   benchmark of the executor) and sysbox from the latest benchmark. data: executor_id, the listing's hotkey,
   score, reasons; key executor_id.
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import ClassVar, Literal, cast
 
-from schemas.envelope import Event, derive
+from schemas.envelope import Cause, Event, derive
 from schemas.events import (
     BenchmarkCompleted,
     EpochClosed,
@@ -54,7 +54,7 @@ from services.admission import check_epoch
 from services.params import DEFAULT_PORTIONS, Params, apply_update
 from services.rentals import Listing, RentalBook
 from services.scoring.portions import after_revenue, with_models
-from services.scoring.scores import Benchmark, ListingCheck, next_benchmark, reasons
+from services.scoring.scores import Benchmark, BenchmarkFacts, ListingCheck, next_benchmark, reasons
 from services.scoring.split import Award, Split, is_rented, rented_floors, split
 
 SOURCE = "scoring"
@@ -102,11 +102,15 @@ class ScoringCore:
 
     def _on_benchmark(self, event: Event) -> list[Event]:
         d = cast(BenchmarkCompleted, event.data)
-        eid = d.executor_id
-        self.benchmarks[eid] = next_benchmark(self.benchmarks.get(eid), d)
-        if eid not in self.book.listings:
+        return self.benchmarked(event, d.executor_id, d)
+
+    def benchmarked(self, cause: Cause, executor_id: str, facts: BenchmarkFacts) -> list[Event]:
+        """A `benchmark.completed` of `executor_id`: its facts and the event it is (`cause`). `sn51 replay` calls
+        this with facts validated in a second process (`services.benchmark_lines`), without an `Event`."""
+        self.benchmarks[executor_id] = next_benchmark(self.benchmarks.get(executor_id), facts)
+        if executor_id not in self.book.listings:
             return []
-        out = self._rescore(eid, event)
+        out = self._rescore(executor_id, cause)
         return [out] if out is not None else []
 
     def _on_revenue(self, event: Event) -> list[Event]:
@@ -147,7 +151,7 @@ class ScoringCore:
 
     # --- helpers -------------------------------------------------------------------------------------------
 
-    def _rescore(self, eid: str, cause: Event) -> Event | None:
+    def _rescore(self, eid: str, cause: Cause) -> Event | None:
         listing = self.book.listings[eid]
         check = self._checks.get(eid)
         if check is None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-from schemas.events import BenchmarkCompleted
 from services.params import Params
 from services.rentals import Listing
 
@@ -86,7 +85,26 @@ class Benchmark(NamedTuple):
         return self.download_num * den < num * self.download_scale
 
 
-def next_benchmark(previous: Benchmark | None, d: BenchmarkCompleted) -> Benchmark:
+class BenchmarkFacts(Protocol):
+    """What scoring reads of a `benchmark.completed` (the event's data, or the same fields validated apart)."""
+
+    @property
+    def gpu_count(self) -> int: ...
+
+    @property
+    def vram_mb_per_gpu(self) -> int: ...
+
+    @property
+    def matmul_passed(self) -> bool: ...
+
+    @property
+    def sysbox(self) -> bool: ...
+
+    @property
+    def download_mbps(self) -> str: ...
+
+
+def next_benchmark(previous: Benchmark | None, d: BenchmarkFacts) -> Benchmark:
     """The benchmark state after `d`: ema ← ema + (x − ema) / 2 = (ema + x) / 2, exact, the first value as
     is."""
     x, x_places = decimal_scaled(d.download_mbps)
