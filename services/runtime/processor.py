@@ -155,8 +155,9 @@ def decide(core: Core, known: dict[str, str], message: Message, decoded: Event |
 @dataclass(slots=True)
 class Decided:
     """A batch the core has decided, with everything its transaction will write already built (so that storing
-    it is I/O only): the inbox records, the outbox rows in outcome order (`None` closes a run of derived
-    events before a dead letter's row), and what the projection prepared."""
+    it is I/O only): the inbox records, the outbox rows in outcome order (a `DeadLetter` stands for its row,
+    which goes in by INSERT ... ON CONFLICT, between the COPYs of the derived events around it), and what the
+    projection prepared."""
 
     messages: Sequence[Message]
     outcomes: list[Outcome]
@@ -192,7 +193,7 @@ class Processor:
         self.projection = projection
         self.topic_prefix = topic_prefix
         self.clock = clock
-        self.yield_every = int(__import__('os').environ.get('XYIELD', yield_every))
+        self.yield_every = yield_every
         self.unsettled: dict[str, str] = {}
         self.log = get_logger(service)
         self._debug = logging.getLogger("sn51").isEnabledFor(logging.DEBUG)
