@@ -1,13 +1,13 @@
 """The live topology, offline: every input event goes to each core that reads it, and every derived event is
 processed by its readers right after its cause, before the next input (SPEC section 4, `sn51 replay`).
 
-An input line of a type the replayed cores publish (`epoch.scored`, `day.closed`, ...) is refused, `wrong_topic`,
-as the live services refuse one that arrives on another topic than its type's; the collateral service's events
-are inputs here (its chain watcher is not replayed). Cores are visited in pipeline order (scoring, billing,
-settlement), depth first, so an `epoch.closed` is
-scored, billed (closing days) and only then seen by settlement planning. Duplicates (same id, same content)
-are skipped; the same id with other content is refused (`id_conflict`); an event refused by a rule changes
-nothing and its id stays unused.
+Cores are visited in pipeline order (scoring, billing, settlement), depth first, so an `epoch.closed` is scored,
+billed (closing days) and only then seen by settlement planning. Duplicates (same id, same content) are skipped;
+the same id with other content is refused (`id_conflict`); an event refused by a rule changes nothing and its id
+stays unused. An input line of a type the replayed cores publish (`epoch.scored`, `day.closed`, ...) is refused,
+`wrong_topic`, as the live services refuse one that arrives on another topic than its type's; the collateral
+service's events are inputs here (its chain watcher is not replayed). `benchmark` takes a benchmark line decoded
+by another process (`services.benchmark_lines`) to the same outcome as `line`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from services.scoring.core import ScoringCore
 from services.scoring.scores import BenchmarkFacts
 from services.settlement.core import SettlementCore
 
-# What the replayed cores publish; the collateral service's events are inputs here.
 if TYPE_CHECKING:
     from services.benchmark_lines import BenchmarkLine
 
+# What the replayed cores publish; the collateral service's events are inputs here.
 DERIVED_TYPES = frozenset(t for t, route in ROUTES.items() if route.topic in (SCORING, BILLING, SETTLEMENT))
 
 

@@ -117,13 +117,13 @@ class BillingCore:
         return self.first_day is None
 
     def handle(self, event: Event) -> list[Event]:
-        if event.type not in self.reads:  # the log's first accepted input, of a type billing does not read
-            if self.first_day is None and event.type in INPUT_TYPES:
-                self.first_day = self.next_day = day_of(event.time)
-            return []
-        self.admission.admit(event)  # refusals: raises, and then nothing has changed
-        if self.first_day is None and event.type in INPUT_TYPES:
+        read = event.type in self.reads
+        if read:
+            self.admission.admit(event)  # refusals: raises, and then nothing has changed
+        if self.first_day is None and event.type in INPUT_TYPES:  # the log's first accepted input: the day origin
             self.first_day = self.next_day = day_of(event.time)
+        if not read:
+            return []  # an input of a type billing does not read, handed over for the origin alone
         if not self.await_scores:
             return self._process(event)
         d = event.data
