@@ -8,9 +8,10 @@ D ≤ T − payout_delay_days not yet paid is paid, summed per coldkey with what
 
 Decisions where the spec is open (also in the README):
 - "At or after payout_hour_utc of day T" is an instant: the run of T happens at the first epoch at or after
-  T at that hour, whatever day that epoch falls on. When epochs pause past several such instants, the next
-  epoch is the first for each of them and runs them one after another, in day order (each with its own
-  minimum check and payout ids).
+  T at that hour, whatever day that epoch falls on. Days T start at the day of the first accepted input of the
+  log (billing's first day): settlement `awaits_origin` as billing does. When epochs pause past several such
+  instants, the next epoch is the first for each of them and runs them one after another, in day order (each
+  with its own minimum check and payout ids).
 - The days a run pays are the closed days D ≤ T − delay that the triggering epoch closes or had closed
   (D + 1 00:00 + grace ≤ its closed_at). In `sn51 replay` billing handles an epoch before settlement, so
   they have all arrived; live, `day.closed` can arrive after the epoch, so the run waits (`pending`) until
@@ -29,8 +30,8 @@ from typing import ClassVar
 
 from schemas.envelope import Event, derive, derived_id
 from schemas.events import DayClosed, EpochClosed, ParamsUpdated, PayoutDeferred, PayoutPlanned
-from schemas.topics import READS
-from schemas.values import day_start
+from schemas.topics import INPUT_TYPES, READS
+from schemas.values import day_of, day_start
 from services.admission import check_epoch
 from services.params import Params, apply_update
 
@@ -62,17 +63,29 @@ class SettlementCore:
         self.unpaid: dict[date, DayClosed] = {}
         self.last_closed: date | None = None
         self.carried: dict[str, Carry] = {}
+        self.origin: date | None = None  # the day of the first accepted input of the log: the first day T
         self.next_run: date | None = None  # the next day T whose run is due
         self.closable: date | None = None  # the last day billing has closed, as the epochs so far tell
         self.pending: list[PendingRun] = []
 
+    @property
+    def awaits_origin(self) -> bool:
+        """No input accepted yet: the next one, of any type, is the first day T with a run (`services.core.takes`)."""
+        return self.origin is None
+
     def handle(self, event: Event) -> list[Event]:
         d = event.data
         if isinstance(d, ParamsUpdated):
-            self.params = apply_update(self.params, d)[0]
+            self.params = apply_update(self.params, d)[0]  # refuses (bad_params) before anything changes
+            self._note_origin(event)
             return []
         if isinstance(d, EpochClosed):
+            check_epoch(d, self.epochs)
+            self._note_origin(event)
             return self._epoch_closed(event, d)
+        if event.type in INPUT_TYPES:  # the first input of the log, of a type settlement does not read
+            self._note_origin(event)
+            return []
         if isinstance(d, DayClosed):
             day = date.fromisoformat(d.billing_day)
             self.unpaid[day] = d
@@ -80,10 +93,15 @@ class SettlementCore:
             return self._run_ready()
         return []
 
+    def _note_origin(self, event: Event) -> None:
+        """Days T are counted from the day of the first accepted input, as billing counts its days. A rental
+        start or stop is never that one (it is refused until a listing precedes it), so it does not count."""
+        if self.origin is None and event.type not in ("rental.started", "rental.stopped"):
+            self.origin = self.next_run = day_of(event.time)
+
     def _epoch_closed(self, event: Event, d: EpochClosed) -> list[Event]:
-        check_epoch(d, self.epochs)
         self.epochs.add((d.netuid, d.epoch))
-        if self.next_run is None:  # runs of days before the first epoch pay nothing: none has closed
+        if self.next_run is None:  # handed no input before (a test's bare core): from the day before this epoch
             self.next_run = d.closed_at.date() - ONE_DAY
         # The last day billing has closed by now, by its own rule (D closes at the first epoch with closed_at ≥
         # D + 1 00:00 + the grace then in force; days never reopen, whatever the grace becomes later).

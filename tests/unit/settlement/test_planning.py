@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from schemas.envelope import Event
 from schemas.events import PayoutDeferred, PayoutPlanned
+from services.pipeline import Pipeline
 from services.settlement.core import SettlementCore
-from tests.factories import day_closed, epoch, params
+from tests.factories import day_closed, epoch, listed, params, started
 
 
 def run(core: SettlementCore, *events: Event) -> list[Event]:
@@ -88,3 +89,17 @@ def test_a_day_billing_closed_stays_payable_when_the_grace_grows_afterwards() ->
     out = run(core, params("2026-11-02T09:00:00Z", day_close_grace_seconds=40_000, payout_hour_utc=0),
               epoch(3, "2026-11-02T10:52:00Z"))  # the run of 11-02; this epoch alone could not have closed 11-01
     assert [(p.amount_rao, p.billing_days) for p in planned_of(out)] == [(30_000_000, ["2026-11-01"])]
+
+
+def test_days_t_count_from_the_first_input_so_a_late_first_epoch_runs_each_day_apart() -> None:
+    """SPEC 3.5 pays at the payout hour "of each UTC day T": when the first epoch comes days after the log began
+    (and closes those days at once), the runs of those days still happen one by one, each with its minimum."""
+    pipeline = Pipeline()
+    log = [params("2026-11-01T00:00:00Z", payout_delay_days=0, min_payout_rao=10_000_000_000),
+           listed("ex1", "hk1", "ck1", "2026-11-01T00:00:00Z"),
+           started("r1", "ex1", "2026-11-01T00:00:00Z", price="20"),  # 432 USD to the provider a day: 2.16e10 rao
+           epoch(1, "2026-11-03T20:00:00Z")]  # closes 11-01 and 11-02; past 17:00 of 11-01, 11-02 and 11-03
+    out = [e for event in log for e in pipeline.feed(event, event.to_bytes())]
+    payouts = [(e.type, e.data.billing_days) for e in out if e.type.startswith("payout.")]  # type: ignore[union-attr]
+    # the run of 11-01 pays 11-01 alone (above the minimum); the run of 11-02 pays 11-02; 11-03 has not closed
+    assert payouts == [("payout.planned", ["2026-11-01"]), ("payout.planned", ["2026-11-02"])]
