@@ -63,6 +63,8 @@ def replay(
     input: Path = typer.Option(..., "--input", help="input log, JSON lines, in file order"),
     output: Path = typer.Option(..., "--output", help="where to write every derived event, JSON lines"),
     summary: bool = typer.Option(True, help="print a JSON summary to stderr at the end"),
+    sequential: bool = typer.Option(False, "--sequential",
+                                    help="one process: no second process decoding the benchmark lines"),
 ) -> None:
     """Run scoring, billing and settlement planning over an input log, offline."""
     if not input.is_file():
@@ -71,7 +73,8 @@ def replay(
     if output.parent and not output.parent.exists():
         err.print(f"sn51 replay: output folder does not exist: {output.parent}")
         raise typer.Exit(2)
-    lines, derived, refused = replay_file(input, output, progress=sys.stderr.isatty() and not os.environ.get("CI"))
+    lines, derived, refused = replay_file(input, output, progress=sys.stderr.isatty() and not os.environ.get("CI"),
+                                          parallel=not sequential)
     if summary:
         print(json.dumps({"input_lines": lines, "derived_events": derived, "refused_lines": refused}),
               file=sys.stderr)

@@ -22,8 +22,11 @@ def test_replay_is_byte_identical_and_reports_refusals(tmp_path: Path) -> None:
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     run1 = sn51("replay", "--input", str(log), "--output", str(first))
     run2 = sn51("replay", "--input", str(log), "--output", str(second))
-    assert run1.returncode == 0 and run2.returncode == 0, run1.stderr
-    assert first.read_bytes() == second.read_bytes()
+    third = tmp_path / "c.jsonl"
+    run3 = sn51("replay", "--input", str(log), "--output", str(third), "--sequential")
+    assert run1.returncode == 0 and run2.returncode == 0 and run3.returncode == 0, run1.stderr
+    assert first.read_bytes() == second.read_bytes() == third.read_bytes()
+    assert run3.stderr == run1.stderr
     assert first.stat().st_size > 0
     assert b'"type":"day.closed"' in first.read_bytes()
     refusals = [line for line in run1.stderr.splitlines() if line.startswith("line ")]
