@@ -21,8 +21,13 @@ class Core(Protocol):
     def handle(self, event: Event) -> list[Event]: ...
 
 
+def awaits_origin(core: Core) -> bool:
+    """Whether `core` counts its days from the first accepted input of the log and has not been handed it yet
+    (billing and settlement declare an `awaits_origin` property; other cores never await)."""
+    return bool(getattr(core, "awaits_origin", False))
+
+
 def takes(core: Core, type_: str) -> bool:
     """Whether `core` folds an event of this type now: a type it reads, or any input type while the core
-    `awaits_origin` (billing counts its days from the first accepted event of the log, whatever its type, so it
-    is handed that one event even when it is a benchmark)."""
-    return type_ in core.reads or (type_ in INPUT_TYPES and getattr(core, "awaits_origin", False))
+    awaits its origin (so it is handed the log's first accepted input even when that is a benchmark)."""
+    return type_ in core.reads or (type_ in INPUT_TYPES and awaits_origin(core))

@@ -20,7 +20,7 @@ from schemas.codec import Refused, content_digest, decode
 from schemas.envelope import Cause, Event
 from schemas.topics import BILLING, ROUTES, SCORING, SETTLEMENT
 from services.billing.core import BillingCore
-from services.core import Core
+from services.core import Core, awaits_origin
 from services.scoring.core import ScoringCore
 from services.scoring.scores import BenchmarkFacts
 from services.settlement.core import SettlementCore
@@ -55,7 +55,7 @@ class Pipeline:
         self.cores: list[Core] = cores if cores is not None else [ScoringCore(), BillingCore(), SettlementCore()]
         self.seen: dict[str, bytes] = {}
         self._readers: dict[str, list[Core]] = {}
-        self.awaiting_origin: list[Core] = [c for c in self.cores if getattr(c, "awaits_origin", False)]
+        self.awaiting_origin: list[Core] = [c for c in self.cores if awaits_origin(c)]
         # Whether every reader of benchmark.completed can take a benchmark's facts without its `Event`.
         self.benchmark_path = all(isinstance(c, BenchmarkReader) for c in self.readers(BENCHMARK))
 
@@ -112,7 +112,7 @@ class Pipeline:
             for core in self.awaiting_origin:
                 if type_ not in core.reads:
                     out.extend(core.handle(event))
-            self.awaiting_origin = [c for c in self.awaiting_origin if getattr(c, "awaits_origin", False)]
+            self.awaiting_origin = [c for c in self.awaiting_origin if awaits_origin(c)]
         self.seen[event_id] = digest
         return out
 

@@ -26,7 +26,7 @@ class Projection:
         if not derived:
             return None
         return Rows(earnings=[earning_row(e) for e in derived if e.type == "earnings.accrued"],
-                    days=[day_rows(e, e.previous_hash, e.entries) for e in derived if isinstance(e, ClosedDayEvent)])
+                    days=[day_rows(e) for e in derived if isinstance(e, ClosedDayEvent)])
 
     async def write(self, conn: asyncpg.Connection, prepared: list[Rows]) -> None:
         await store(conn, prepared)

@@ -1,6 +1,6 @@
 """Billing's read model in PostgreSQL: the double-entry ledger, the daily statements, the earnings.
 
-Written by `project` inside the processing transaction of the event that caused it (the inbox row commits
+Written by billing's `Projection` inside the processing transaction of the event that caused it (the inbox row commits
 with it or not at all), so the tables are always exactly the fold of the inbox:
 - each derived `earnings.accrued` → one `earning` row (its event id is the key);
 - each derived `day.closed` → one `day_statement` row, one `provider_day` row per provider of the
@@ -31,6 +31,7 @@ import asyncpg
 
 from schemas.envelope import Event
 from schemas.events import DayClosed, EarningsAccrued
+from services.billing.core import ClosedDayEvent
 from services.billing.ledger import GENESIS_HASH, Entry
 from services.runtime.db import lz4_or_uncompressed
 
@@ -162,6 +163,7 @@ class DayRows:
 
     billing_day: str
     previous_hash: str
+    ledger_hash: str
     statement: tuple[Any, ...]
     providers: list[tuple[Any, ...]]
     entries: list[tuple[Any, ...]]
@@ -182,15 +184,17 @@ def earning_row(e: Event) -> tuple[Any, ...]:
             d.amount_rao, d.amount_usd_micros, d.cause_id)
 
 
-def day_rows(event: Event, previous_hash: str, entries: Sequence[Entry]) -> DayRows:
-    d = event.data
+def day_rows(closed: ClosedDayEvent) -> DayRows:
+    d = closed.data
     assert isinstance(d, DayClosed)
     day = date.fromisoformat(d.billing_day)
+    entries = closed.entries
     return DayRows(
         billing_day=d.billing_day,
-        previous_hash=previous_hash,
-        statement=(day, event.id, event.causation_id or "", d.prices.tao_usd, d.prices.alpha_tao, d.ledger_hash,
-                   previous_hash, len(entries), json.dumps(d.model_dump(mode="json")), event.time),
+        previous_hash=closed.previous_hash,
+        ledger_hash=d.ledger_hash,
+        statement=(day, closed.id, closed.causation_id or "", d.prices.tao_usd, d.prices.alpha_tao, d.ledger_hash,
+                   closed.previous_hash, len(entries), json.dumps(d.model_dump(mode="json")), closed.time),
         providers=[(day, p.hotkey, p.coldkey, p.emission_rao, p.rental_fee_usd_micros, p.forfeited_rao,
                     p.forfeited_usd_micros, p.adjustment_rao, p.adjustment_usd_micros, p.payable_rao, p.carried_rao,
                     p.slashed_wei) for p in d.providers],
@@ -213,7 +217,7 @@ async def store(conn: asyncpg.Connection, batch: Sequence[Rows]) -> None:
             raise RuntimeError(f"{day.billing_day}: the core chains from {day.previous_hash}, "
                                f"the database ends at {previous}")
         await store_day(conn, day)
-        previous = day.statement[5]
+        previous = day.ledger_hash
 
 
 async def store_day(conn: asyncpg.Connection, day: DayRows) -> None:

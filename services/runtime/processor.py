@@ -32,7 +32,7 @@ from schemas.codec import Refused, content_hash, decode
 from schemas.envelope import Event
 from schemas.events import EVENT_MODELS
 from schemas.topics import ROUTES
-from services.core import Core, takes
+from services.core import Core, awaits_origin, takes
 from services.runtime import metrics
 from services.runtime.logging import for_event, get_logger
 from services.runtime.outbox import Message, OutboxRow, copy_rows, dead_letter_row, event_row, write_rows
@@ -209,7 +209,7 @@ class Processor:
         it into the core, and build what `store` writes. Every `yield_every` messages the event loop gets a
         turn, so that the storing of an earlier batch, whose every statement waits on the loop, goes on."""
         started = self.clock()
-        skip = None if getattr(self.core, "awaits_origin", False) else self.core.reads  # see `takes`
+        skip = None if awaits_origin(self.core) else self.core.reads  # see `takes`
         decoded = [decode_message(m, skip) for m in messages]
         ids = sorted({d.id for d in decoded if isinstance(d, Event)})
         # The unsettled ids first, read before the query: a batch committing while it runs is then known

@@ -101,8 +101,7 @@ class SettlementCore:
 
     def _epoch_closed(self, event: Event, d: EpochClosed) -> list[Event]:
         self.epochs.add((d.netuid, d.epoch))
-        if self.next_run is None:  # handed no input before (a test's bare core): from the day before this epoch
-            self.next_run = d.closed_at.date() - ONE_DAY
+        assert self.next_run is not None  # the origin is noted before any epoch is handled
         # The last day billing has closed by now, by its own rule (D closes at the first epoch with closed_at ≥
         # D + 1 00:00 + the grace then in force; days never reopen, whatever the grace becomes later).
         closable = (d.closed_at - timedelta(seconds=self.params.day_close_grace_seconds)).date() - ONE_DAY

@@ -132,3 +132,23 @@ async def test_a_two_step_projection_prepares_each_accepted_event_and_writes_the
         assert seen == [("p", ["p"]), ("q", ["q"]), ("s", ["s"])]  # accepted events only (the duplicate not)
         assert written == [["hk1", "hk2", "hk1"]]  # one write for the batch, in order
         assert dict(await conn.fetch("SELECT hotkey, n FROM listing_counts")) == {"hk1": 2, "hk2": 1}
+
+
+async def test_a_batch_decided_before_the_previous_one_is_stored_still_knows_its_ids(db: Db) -> None:
+    """The consumer decides batch N + 1 while batch N is being stored: an id accepted in N and not yet in the
+    inbox is still a duplicate (same content) or a conflict (other content) in N + 1 (`Processor.unsettled`)."""
+    core = CountingCore()
+    processor = Processor(db.service, core, project)
+    first = batch(encode_obj(listing("a", "hk1")))
+    second = batch(encode_obj(listing("a", "hk1")), encode_obj(listing("a", "hk1", price="1.00")),
+                   encode_obj(listing("b", "hk2")), start=1)
+    async with db.pool.acquire() as store_conn, db.pool.acquire() as decide_conn:
+        n = await processor.decide(decide_conn, first)
+        n_plus_1 = await processor.decide(decide_conn, second)  # before N is stored
+        assert [type(o) for o in n_plus_1.outcomes] == [Duplicate, DeadLetter, Accepted]
+        assert isinstance(n_plus_1.outcomes[1], DeadLetter) and n_plus_1.outcomes[1].code == "id_conflict"
+        await processor.store(store_conn, n)
+        await processor.store(store_conn, n_plus_1)
+        assert processor.unsettled == {}  # settled once stored
+        assert [r["event_id"] for r in await store_conn.fetch("SELECT event_id FROM inbox ORDER BY seq")] == ["a", "b"]
+    assert core.handled == ["a", "b"]
