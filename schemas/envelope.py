@@ -95,18 +95,17 @@ def canonical_bytes(value: Any) -> bytes:
 
 
 _NAMESPACE_BYTES = ID_NAMESPACE.bytes
+_VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}  # a hex digit's top two bits set to 10
 
 
 def derived_id(type_: str, *causes: str) -> str:
     """Deterministic id of a derived event: uuid5 over its type and the ids (or keys) of what caused it.
 
-    `str(uuid.uuid5(ID_NAMESPACE, name))`, computed without building `UUID` objects (one per derived event;
-    a test holds the two together): SHA-1 of namespace and name, version 5 and the RFC 4122 variant set."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join((type_, *causes)).encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    `str(uuid.uuid5(ID_NAMESPACE, name))`, computed on the hex digest without building `UUID` objects (one per
+    derived event; a test holds the two together): SHA-1 of namespace and name, its first 16 bytes, the
+    version digit 5 and the RFC 4122 variant set."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + "|".join((type_, *causes)).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 class Cause(Protocol):

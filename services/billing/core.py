@@ -195,18 +195,17 @@ class BillingCore:
         assert self.next_day is not None
         day = max(d.closed_at.date(), self.next_day)
         book = self._open_day(day)
+        iso = day.isoformat()
         out: list[Event] = []
         for node in d.nodes:
             if node.alpha_rao <= 0:
                 continue
             book.emission[(node.hotkey, node.executor_id)] += node.alpha_rao
-            entry = Entry.move(day.isoformat(), "emission", provider(node.hotkey), node.alpha_rao, "rao",
-                               "emission", event.id, node.executor_id)
-            assert entry is not None
-            book.entries.append(entry)
-            out.append(self._accrued(event, node.hotkey, node.executor_id, day, "emission", event.id,
+            book.entries.append(Entry(iso, "emission", provider(node.hotkey), node.alpha_rao, "rao", "emission",
+                                      event.id, node.executor_id))  # alpha_rao > 0: `Entry.move`'s direction
+            out.append(self._accrued(event, node.hotkey, node.executor_id, iso, "emission", event.id,
                                      rao=node.alpha_rao))
-        burn = Entry.move(day.isoformat(), "emission", "burn", d.burn_rao, "rao", "burn", event.id)
+        burn = Entry.move(iso, "emission", "burn", d.burn_rao, "rao", "burn", event.id)
         if burn is not None:
             book.entries.append(burn)
         return out
@@ -249,7 +248,7 @@ class BillingCore:
                 if e is not None:
                     entries.append(e)
             if part:
-                out.append(self._accrued(cause, hk, ex, day, "rental_fee", rental.start_event_id,
+                out.append(self._accrued(cause, hk, ex, iso, "rental_fee", rental.start_event_id,
                                          usd=part, tag=rental_id))
             if forfeited:
                 f_usd[hk] += part
@@ -391,7 +390,7 @@ class BillingCore:
                                event.id, ex)
         assert entry is not None
         book.entries.append(entry)
-        return self._accrued(event, hk, ex, day, "adjustment", event.id,
+        return self._accrued(event, hk, ex, iso, "adjustment", event.id,
                              rao=rao if rao else None, usd=usd if not rao else None, tag=tag)
 
     def _slashed(self, event: Event, d: CollateralLog) -> None:
@@ -405,11 +404,11 @@ class BillingCore:
 
     # -- derived events -------------------------------------------------------------------------------------
 
-    def _accrued(self, cause: Event, hk: str, ex: str, day: date, kind: str, cause_id: str, *,
+    def _accrued(self, cause: Event, hk: str, ex: str, day: str, kind: str, cause_id: str, *,
                  rao: int | None = None, usd: int | None = None, tag: str = "") -> Event:
-        data = EarningsAccrued(hotkey=hk, executor_id=ex, billing_day=day.isoformat(), kind=kind,  # type: ignore[arg-type]
+        data = EarningsAccrued(hotkey=hk, executor_id=ex, billing_day=day, kind=kind,  # type: ignore[arg-type]
                                amount_rao=rao, amount_usd_micros=usd, cause_id=cause_id)
         return derive("earnings.accrued", data, cause, source=SOURCE, key=hk,
-                      discriminator=f"{kind}:{ex}:{day.isoformat()}:{tag}")
+                      discriminator=f"{kind}:{ex}:{day}:{tag}")
 
 

@@ -16,7 +16,10 @@ What the constraints make impossible:
   day): then they are 0, 1, 2 ... in canonical order;
 - a day stored twice or a forked hash chain: `day_statement` is keyed by the day and `previous_hash` is
   UNIQUE (each hash has at most one successor);
-- a negative payable: `provider_day` CHECKs payable_rao >= 0 and carried_rao <= 0, never both non-zero.
+- a negative payable: `provider_day` CHECKs payable_rao >= 0 and carried_rao <= 0, never both non-zero;
+- an entry or provider row without its day's statement (checked once per statement, migration 3), and any
+  change to a closed day: `day_statement`, `provider_day` and `ledger_entry` are append-only (UPDATE, DELETE
+  and TRUNCATE raise).
 """
 
 from __future__ import annotations
@@ -136,6 +139,44 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ledger_entry_provider ON ledger_entry (provider, day) WHERE provider IS NOT NULL;
     """
     + lz4_or_uncompressed(("day_statement", "statement")),
+    # "No entry without its day's statement" was a foreign key: PostgreSQL checks one row by one (an RI
+    # trigger per copied row, half of the ledger's COPY time). Now one check per statement over the rows it
+    # inserted (a transition table), with the same error code; and a closed day's rows are immutable (UPDATE,
+    # DELETE and TRUNCATE refused), so a statement can never leave its entries behind, nor change after
+    # its hash was published.
+    """
+    ALTER TABLE ledger_entry DROP CONSTRAINT ledger_entry_day_fkey;
+    ALTER TABLE provider_day DROP CONSTRAINT provider_day_billing_day_fkey;
+
+    CREATE FUNCTION refuse_orphan_days() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    DECLARE orphan date;  -- TG_ARGV[0]: the inserted rows' day column
+    BEGIN
+        EXECUTE format('SELECT n.%1$I FROM inserted n WHERE NOT EXISTS '
+                       '(SELECT 1 FROM day_statement s WHERE s.billing_day = n.%1$I) LIMIT 1', TG_ARGV[0])
+            INTO orphan;
+        IF orphan IS NOT NULL THEN
+            RAISE EXCEPTION '% row of %: no day_statement for that day', TG_TABLE_NAME, orphan
+                USING ERRCODE = 'foreign_key_violation';
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER ledger_entry_has_day AFTER INSERT ON ledger_entry REFERENCING NEW TABLE AS inserted
+        FOR EACH STATEMENT EXECUTE FUNCTION refuse_orphan_days('day');
+    CREATE TRIGGER provider_day_has_day AFTER INSERT ON provider_day REFERENCING NEW TABLE AS inserted
+        FOR EACH STATEMENT EXECUTE FUNCTION refuse_orphan_days('billing_day');
+
+    CREATE FUNCTION refuse_closed_day_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% is append-only: a closed day never changes (% refused)', TG_TABLE_NAME, TG_OP
+            USING ERRCODE = 'integrity_constraint_violation';
+    END $$;
+    CREATE TRIGGER day_statement_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON day_statement
+        FOR EACH STATEMENT EXECUTE FUNCTION refuse_closed_day_change();
+    CREATE TRIGGER provider_day_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON provider_day
+        FOR EACH STATEMENT EXECUTE FUNCTION refuse_closed_day_change();
+    CREATE TRIGGER ledger_entry_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON ledger_entry
+        FOR EACH STATEMENT EXECUTE FUNCTION refuse_closed_day_change();
+    """,
 )
 
 

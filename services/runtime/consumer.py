@@ -1,5 +1,5 @@
 """The consumer loop: poll a batch, decide it, store it in one PostgreSQL transaction, then commit the offsets
-(the next batch is decided while one is stored).
+(the next batches are decided while one is stored).
 
 Commit policy: offsets are committed after, and only after, the transaction of the batch committed; a crash
 in between redelivers the batch, which the inbox turns into duplicates (no effect) and the dead-letter and
@@ -17,6 +17,7 @@ kept), so a derived event and its cause on different topics are folded in the or
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -72,12 +73,15 @@ async def consume(
 ) -> None:
     """Run forever (until cancelled or until something fails, which propagates).
 
-    Two batches are in hand at most: while batch N is stored (its transaction, then its offsets), the core
-    decides batch N + 1. Batch N + 1 is stored only after batch N has committed, so the inbox, the outbox and
-    the offsets keep the consumed order; a failure of either step ends the loop with its exception."""
-    storing: asyncio.Task[None] | None = None
+    The core decides batch after batch while earlier batches are stored: up to `settings.decided_ahead` decided
+    batches wait for their turn. Each is stored after the one before it has committed (its transaction, then
+    its offsets), so the inbox, the outbox and the offsets keep the consumed order; a failure of either step
+    ends the loop with its exception (a store that fails fails every store queued after it)."""
+    storing: collections.deque[asyncio.Task[None]] = collections.deque()
 
-    async def store(decided: Decided) -> None:
+    async def store(decided: Decided, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await previous  # raises what the store before raised: nothing is stored after a failure
         async with pool.acquire() as conn:
             await processor.store(conn, decided)
         if any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
@@ -86,9 +90,8 @@ async def consume(
 
     try:
         while True:
-            if storing is not None and storing.done():
-                storing.result()  # raises what the store step raised
-                storing = None
+            while storing and storing[0].done():
+                storing.popleft().result()  # raises what the store step raised
             polled = await consumer.getmany(timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_size)
             if not polled:
                 continue
@@ -98,11 +101,13 @@ async def consume(
             })
             async with pool.acquire() as conn:
                 decided = await processor.decide(conn, messages)
-            if storing is not None:
-                await storing
-            storing = asyncio.create_task(store(decided), name="store")
+            while len(storing) > max(settings.decided_ahead, 1) - 1:
+                await storing.popleft()
+            previous = storing[-1] if storing else None
+            storing.append(asyncio.create_task(store(decided, previous), name="store"))
     finally:
-        if storing is not None and not storing.done():
-            storing.cancel()
+        for task in storing:
+            task.cancel()
+        for task in storing:
             with contextlib.suppress(BaseException):
-                await storing
+                await task

@@ -137,6 +137,29 @@ async def test_constraints_refuse_double_counting_forks_and_negative_payables(co
     assert await refused(conn, provider_insert, day, -1, 0) is asyncpg.CheckViolationError  # negative payable
     assert await refused(conn, provider_insert, day, 0, 5) is asyncpg.CheckViolationError  # a positive "rest"
     assert await refused(conn, provider_insert, day, 3, -3) is asyncpg.CheckViolationError  # both at once
+    assert await refused(conn, provider_insert, date(2030, 1, 1), 0, 0) \
+        is asyncpg.ForeignKeyViolationError  # no provider row without its day's statement either
+
+
+async def test_closed_days_are_append_only(conn: asyncpg.Connection) -> None:
+    await project(conn, LOG)
+    before = await conn.fetchval("SELECT count(*) FROM ledger_entry")
+    for table in ("ledger_entry", "provider_day", "day_statement"):
+        for sql in (f"UPDATE {table} SET billing_day = billing_day" if table != "ledger_entry"
+                    else "UPDATE ledger_entry SET amount = amount + 1",
+                    f"DELETE FROM {table}", f"TRUNCATE {table} CASCADE"):
+            with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+                async with conn.transaction():
+                    await conn.execute(sql)
+    assert await conn.fetchval("SELECT count(*) FROM ledger_entry") == before
+    # A new day and then its entries are taken: the check refuses orphans only.
+    await conn.execute(
+        "INSERT INTO day_statement (billing_day, event_id, closed_by, tao_usd, alpha_tao, ledger_hash, previous_hash,"
+        " entry_count, statement, closed_at) SELECT '2030-01-02', 'e2', 'c', '1', '1', $1, ledger_hash, 1, '{}', now()"
+        " FROM day_statement ORDER BY billing_day DESC LIMIT 1", "e" * 64)
+    await conn.execute(
+        "INSERT INTO ledger_entry (day, seq, debit, credit, amount, unit, kind, cause_id) "
+        "VALUES ('2030-01-02', 0, 'emission', 'burn', 5, 'rao', 'burn', 'x')")
 
     trial = await conn.fetch("SELECT unit, balanced FROM trial_balance ORDER BY unit")
     assert [(r["unit"], r["balanced"]) for r in trial] == [("rao", True), ("usd_micros", True)]

@@ -1,11 +1,19 @@
-"""The consumer's pure helpers: the processing order of a poll and the offsets it commits."""
+"""The consumer: the processing order of a poll, the offsets it commits, and the loop's order of deciding, storing
+and committing (with fakes for the broker, the pool and the processor)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
 from aiokafka import TopicPartition
 
-from services.runtime.consumer import merge, next_offsets
+from services.runtime.consumer import consume, merge, next_offsets
 from services.runtime.outbox import Message
+from services.runtime.processor import Decided
+from services.runtime.settings import Settings
 
 
 def m(topic: str, offset: int, ts: int, partition: int = 0) -> Message:
@@ -26,3 +34,89 @@ def test_next_offsets_is_one_past_the_last_record_per_partition() -> None:
     assert next_offsets(msgs) == {
         TopicPartition("a", 0): 5, TopicPartition("a", 1): 1, TopicPartition("b", 0): 10,
     }
+
+
+# -- the loop: deciding ahead, storing in order ---------------------------------------------------------------
+
+class FakeRecord:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset, self.key, self.value, self.timestamp = "t", 0, offset, None, b"", 0
+
+
+class FakeConsumer:
+    """Hands out one record per poll, `total` of them, then nothing; records the commits."""
+
+    def __init__(self, total: int) -> None:
+        self.next, self.total = 0, total
+        self.commits: list[int] = []
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[FakeRecord]]:
+        await asyncio.sleep(0)
+        if self.next >= self.total:
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        self.next += 1
+        return {TopicPartition("t", 0): [FakeRecord(self.next - 1)]}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(offsets[TopicPartition("t", 0)])
+
+
+class FakePool:
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[None]:
+        yield None
+
+
+class FakeProcessor:
+    """Stores take 20 ms each (PostgreSQL); deciding is instant. `fail_at` makes that batch's store fail."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        self.log: list[tuple[str, int]] = []
+
+    async def decide(self, conn: object, messages: list[Message]) -> Decided:
+        self.log.append(("decide", messages[0].offset))
+        return Decided(messages, [], 0.0)
+
+    async def store(self, conn: object, decided: Decided) -> None:
+        offset = decided.messages[0].offset
+        self.log.append(("store", offset))
+        await asyncio.sleep(0.02)
+        if offset == self.fail_at:
+            raise RuntimeError(f"store {offset} failed")
+        self.log.append(("stored", offset))
+
+
+async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int, seconds: float) -> None:
+    settings = Settings(decided_ahead=ahead, poll_timeout_ms=5)
+    task = asyncio.create_task(consume(consumer, FakePool(), processor, settings))  # type: ignore[arg-type]
+    try:
+        await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_the_core_decides_ahead_while_batches_are_stored_in_order() -> None:
+    processor, consumer = FakeProcessor(), FakeConsumer(6)
+    await run_loop(processor, consumer, ahead=3, seconds=0.5)
+    stores = [o for step, o in processor.log if step == "stored"]
+    assert stores == [0, 1, 2, 3, 4, 5] and consumer.commits == [1, 2, 3, 4, 5, 6]
+    first_stored = processor.log.index(("stored", 0))
+    # Batches 1, 2 and 3 were decided while batch 0 was being stored, and no further: three wait at most.
+    assert [o for step, o in processor.log[:first_stored] if step == "decide"] == [0, 1, 2, 3]
+    # Each store begins only after the one before it has finished.
+    starts = [i for i, (step, _) in enumerate(processor.log) if step == "store"]
+    ends = [i for i, (step, _) in enumerate(processor.log) if step == "stored"]
+    assert all(end < start for end, start in zip(ends, starts[1:], strict=False))
+
+
+async def test_a_failed_store_ends_the_loop_and_nothing_after_it_is_stored_or_committed() -> None:
+    processor, consumer = FakeProcessor(fail_at=2), FakeConsumer(6)
+    with pytest.raises(RuntimeError, match="store 2 failed"):
+        await run_loop(processor, consumer, ahead=3, seconds=2)
+    assert [o for step, o in processor.log if step == "stored"] == [0, 1]
+    assert ("store", 3) not in processor.log
+    assert consumer.commits == [1, 2]
