@@ -46,8 +46,7 @@ class CollateralSettings(BaseSettings):
 
 def _store(ctx: RuntimeContext, s: CollateralSettings) -> PgStore:
     assert s.contract_address is not None
-    return PgStore(ctx.pool, s.chain_id, s.contract_address, topic_prefix=ctx.settings.topic_prefix,
-                   on_publish=ctx.wake_relay)
+    return PgStore(ctx.pool, s.chain_id, s.contract_address, topic_prefix=ctx.settings.topic_prefix)
 
 
 async def watch(ctx: RuntimeContext) -> None:

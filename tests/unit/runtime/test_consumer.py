@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import TopicPartition
 
-from services.runtime.consumer import consume, merge, next_offsets
+from services.runtime.consumer import consume, merge, next_offsets, split
 from services.runtime.outbox import Message
 from services.runtime.processor import Decided
 from services.runtime.settings import Settings
@@ -34,6 +34,15 @@ def test_next_offsets_is_one_past_the_last_record_per_partition() -> None:
     assert next_offsets(msgs) == {
         TopicPartition("a", 0): 5, TopicPartition("a", 1): 1, TopicPartition("b", 0): 10,
     }
+
+
+def test_split_cuts_a_poll_into_runs_of_at_most_max_bytes_in_order() -> None:
+    sizes = [3, 3, 3, 10, 1, 1, 4]
+    msgs = [Message("t", 0, i, None, b"x" * n, 0) for i, n in enumerate(sizes)]
+    runs = [[m.offset for m in run] for run in split(msgs, 6)]
+    assert runs == [[0, 1], [2], [3], [4, 5, 6]]  # a message larger than the limit is a run of its own
+    assert [m.offset for run in split(msgs, 6) for m in run] == list(range(len(sizes)))
+    assert list(split([], 6)) == []
 
 
 # -- the loop: deciding ahead, storing in order ---------------------------------------------------------------
