@@ -33,7 +33,8 @@ from services.runtime.settings import Settings
 
 def start(service: str, settings: Settings) -> BaseProcess:
     """Spawn the relay of `service` (a fresh interpreter: the parent's event loop and sockets are not
-    inherited). The settings travel through the spawn pipe, never on a command line."""
+    inherited). The settings travel through the spawn pipe, never on a command line. Spawning imports the
+    parent's main module again, so it must be import-safe (the `sn51` script and `python -c` are)."""
     process = multiprocessing.get_context("spawn").Process(
         target=main, args=(service, settings.model_dump_json()), name=f"sn51-{service}-relay", daemon=True
     )
