@@ -14,8 +14,8 @@ with fresh topics, database and service process) and the medians are reported be
 Figures: `messages_per_s` counts every consumed message; `billing_events_per_s` counts the events billing
 accepted (inbox rows); both over the service's drain time, from the start of its first processing transaction
 to the moment every offset is committed and the outbox is published (polled every 20 ms). CPU seconds of the
-service process, of its outbox relay process and of the PostgreSQL server processes over the drain show where
-the time goes on a shared machine (`*_per_service_cpu_s`: the rate one dedicated core would give the service alone).
+service process and of the PostgreSQL server processes over the drain show where the time goes on a shared
+machine (`*_per_service_cpu_s`: the rate one dedicated core would give the service alone).
 """
 
 from __future__ import annotations
@@ -112,7 +112,6 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
                                 stderr=subprocess.STDOUT)
     service = psutil.Process(proc.pid)
     cpu_at_first: float | None = None
-    relay_at_first = 0.0
     pg_at_first: dict[int, float] = {}
     conn = await asyncpg.connect(database_url)
     try:
@@ -125,7 +124,6 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
             if cpu_at_first is None:
                 if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM inbox)"):
                     cpu_at_first = cpu_seconds(service)
-                    relay_at_first = children_cpu(service)
                     pg_at_first = postgres_cpu()
             elif not await backlog(conn):
                 with contextlib.suppress(Exception):
@@ -135,7 +133,6 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
         done_wall = time.time()
         done = time.perf_counter()
         cpu_drain = cpu_seconds(service) - (cpu_at_first or 0.0)
-        relay_drain = children_cpu(service) - relay_at_first
         pg_now = postgres_cpu()
         pg_drain = sum(t - pg_at_first.get(pid, 0.0) for pid, t in pg_now.items())
         first_tx = await conn.fetchval("SELECT extract(epoch FROM min(processed_at)) FROM inbox")
@@ -151,7 +148,7 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
     drain_s = done_wall - float(first_tx)
     return {"drain_s": drain_s, "consumed_s": float(last_tx) - float(first_tx),
             "from_process_start_s": done - started, "rows": rows, "trial_balanced": balanced,
-            "service_cpu_s": cpu_drain, "relay_cpu_s": relay_drain, "postgres_cpu_s": pg_drain}
+            "service_cpu_s": cpu_drain, "postgres_cpu_s": pg_drain}
 
 
 def postgres_cpu() -> dict[int, float]:
@@ -162,15 +159,6 @@ def postgres_cpu() -> dict[int, float]:
             with contextlib.suppress(psutil.Error):
                 out[p.pid] = cpu_seconds(p)
     return out
-
-
-def children_cpu(process: psutil.Process) -> float:
-    """CPU seconds of a process's children now: the service's outbox relay process."""
-    total = 0.0
-    for child in process.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            total += cpu_seconds(child)
-    return total
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -240,8 +228,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "max_message_bytes": max(len(v) for _, _, v in records), "build_s": round(build_s, 2)},
         "runs": runs,
         "median": {k: median(k) for k in ("messages_per_s", "billing_events_per_s", "drain_s", "service_cpu_s",
-                                           "relay_cpu_s", "postgres_cpu_s", "raw_consume_msgs_per_s",
-                                           "e2e_vs_raw")},
+                                           "postgres_cpu_s", "raw_consume_msgs_per_s", "e2e_vs_raw")},
         "machine": {"cpus": os.cpu_count(), "batch_size": args.batch_size},
         "target_events_per_s": 5000,
         # Two readings of "events/s end to end": every event consumed from the broker (messages_per_s, what
@@ -266,7 +253,6 @@ def figures(e2e: dict[str, Any], messages: int, load_change: float) -> dict[str,
         "derived_events_per_s": round(e2e["rows"]["outbox"] / drain_s),
         "ledger_rows_per_s": round(ledger_rows / drain_s),
         "service_cpu_s": round(e2e["service_cpu_s"], 3),
-        "relay_cpu_s": round(e2e["relay_cpu_s"], 3),
         "postgres_cpu_s": round(e2e["postgres_cpu_s"], 3),
         "messages_per_service_cpu_s": round(messages / e2e["service_cpu_s"]),
         "from_process_start_s": round(e2e["from_process_start_s"], 3),

@@ -46,7 +46,8 @@ class CollateralSettings(BaseSettings):
 
 def _store(ctx: RuntimeContext, s: CollateralSettings) -> PgStore:
     assert s.contract_address is not None
-    return PgStore(ctx.pool, s.chain_id, s.contract_address, topic_prefix=ctx.settings.topic_prefix)
+    return PgStore(ctx.pool, s.chain_id, s.contract_address, topic_prefix=ctx.settings.topic_prefix,
+                   on_publish=ctx.wake_relay)
 
 
 async def watch(ctx: RuntimeContext) -> None:

@@ -12,6 +12,7 @@ trustee's slash plans. Tables live in the service's schema (the pool's search_pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -118,13 +119,14 @@ async def project(conn: asyncpg.Connection, event: Event, derived: list[Event]) 
 
 
 class PgStore:
-    """`WatchStore` and `PlanStore` on PostgreSQL. `topic_prefix` comes from the runtime; the relay is woken
-    when a transaction that wrote outbox rows commits (`services.runtime.outbox.lock_outbox`)."""
+    """`WatchStore` and `PlanStore` on PostgreSQL. `topic_prefix` and `on_publish` come from the runtime."""
 
-    def __init__(self, pool: asyncpg.Pool, chain_id: int, contract_address: str, *, topic_prefix: str = "") -> None:
+    def __init__(self, pool: asyncpg.Pool, chain_id: int, contract_address: str, *, topic_prefix: str = "",
+                 on_publish: Callable[[], None] | None = None) -> None:
         self.pool = pool
         self.state_key = f"collateral.checkpoint:{chain_id}:{contract_address.lower()}"
         self.topic_prefix = topic_prefix
+        self.on_publish = on_publish
 
     # --- WatchStore ---------------------------------------------------------------------------------------
 
@@ -185,6 +187,8 @@ class PgStore:
             )
             await set_state(conn, self.state_key,
                             {"block_number": checkpoint.block_number, "block_hash": checkpoint.block_hash})
+        if new and self.on_publish is not None:
+            self.on_publish()
         return [o.event for o in new]
 
     async def rewind(self, anchor: Checkpoint | None) -> list[str]:

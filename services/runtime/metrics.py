@@ -16,6 +16,7 @@ REFUSED = Counter(
 DEAD_LETTERED = Counter("sn51_events_dead_lettered", "Messages written to the dead-letter topic", ["service", "code"])
 ID_CONFLICTS = Counter("sn51_id_conflicts", "Events whose id was seen before with other content", ["service"])
 DERIVED = Counter("sn51_events_derived", "Derived events written to the outbox", ["service", "type"])
+PUBLISHED = Counter("sn51_outbox_published", "Outbox rows published to Kafka", ["service"])
 BATCH_SECONDS = Histogram(
     "sn51_batch_processing_seconds",
     "Time of one consumed batch: decode, core, projection, inbox and outbox writes, commit",
@@ -23,8 +24,6 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 OUTBOX_BACKLOG = Gauge("sn51_outbox_backlog", "Outbox rows not yet published", ["service"])
-PUBLISHED_SEQ = Gauge("sn51_outbox_published_seq",
-                      "The relay's position: every outbox row up to this seq is published", ["service"])
 REBUILT = Gauge("sn51_rebuilt_events", "Inbox events re-folded into the core at start-up", ["service"])
 
 # Issue 7 (operations): read from the service's own tables when /metrics is scraped (`refresh`), so they are
@@ -44,7 +43,6 @@ PAYOUT_STATES = ("planned", "submitting", "confirmed", "held", "failed")
 async def refresh(conn: Any, service: str) -> None:
     """Update the gauges read from the service's tables (its schema is the connection's search_path)."""
     OUTBOX_BACKLOG.labels(service).set(await backlog(conn))
-    PUBLISHED_SEQ.labels(service).set(await conn.fetchval("SELECT published_seq FROM relay_position"))
     age = await conn.fetchval(  # the newest inbox row by seq: an index lookup, not a scan
         "SELECT extract(epoch FROM now() - processed_at) FROM inbox ORDER BY seq DESC LIMIT 1")
     if age is not None:

@@ -23,7 +23,6 @@ import asyncpg
 from schemas.codec import encode
 from schemas.envelope import Event
 from schemas.topics import DEAD_LETTER, ROUTES
-from services.runtime.db import schema_name
 from services.runtime.kafka import Record
 
 
@@ -87,16 +86,9 @@ def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
 OUTBOX_COLUMNS = ("event_id", "event_type", "topic", "key", "value", "headers")
 
 
-def outbox_channel(service: str) -> str:
-    """The notification channel of a service's outbox (`lock_outbox` notifies it; the relay listens)."""
-    return f"{schema_name(service)}.outbox"
-
-
 async def lock_outbox(conn: asyncpg.Connection) -> None:
-    """Take the service's outbox lock until the end of the current transaction (see the module docstring),
-    and wake the relay when it commits: a notification on `outbox_channel`, delivered at commit only."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':outbox')),"
-                       " pg_notify(current_schema() || '.outbox', '')")
+    """Take the service's outbox lock until the end of the current transaction (see the module docstring)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':outbox'))")
 
 
 async def write_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:

@@ -1,5 +1,4 @@
 """The outbox relay: publishes unpublished outbox rows, in outbox order, then moves its position past them.
-It runs in a process of its own (`relay_process.py`); its metrics are read from the tables (`metrics.refresh`).
 
 At-least-once: a crash between the broker's ack and the mark republishes those rows on restart; readers
 drop them as duplicates (same id, same content). A plain producer with acks=all; no idempotent or
@@ -14,8 +13,9 @@ import contextlib
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from services.runtime import metrics
 from services.runtime.kafka import CachedPartitioner, send_in_order
-from services.runtime.outbox import mark_published, pending_records
+from services.runtime.outbox import backlog, mark_published, pending_records
 
 
 class Relay:
@@ -30,7 +30,7 @@ class Relay:
         self.partitioner = CachedPartitioner()
 
     def wake(self) -> None:
-        """Called when a commit wrote outbox rows (its notification): publish now, not at the next poll."""
+        """Called after a commit that wrote outbox rows: publish now rather than at the next poll."""
         self._wake.set()
 
     async def publish_once(self) -> int:
@@ -40,6 +40,8 @@ class Relay:
             if records:
                 await send_in_order(self.producer, self.partitioner, records)
                 await mark_published(conn, last_seq)
+                metrics.PUBLISHED.labels(self.service).inc(len(records))
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(await backlog(conn) if records else 0)
         return len(records)
 
     async def run(self) -> None:

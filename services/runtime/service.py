@@ -1,11 +1,10 @@
 """THE wiring point of a service process: `await run(spec)`.
 
 Start-up, in order: settings and logging; the pool and the migrations (shared tables + the service's SQL, in
-the service's schema); the single-writer lock; the topics; a fresh core re-folded from the inbox; the outbox
-relay's process (`relay_process.py`); then, side by side until one of them fails or the process is stopped:
-the consumer loop, the watch on the relay process, the HTTP API and the spec's extra background tasks. Any
-failure ends `run` with the exception (the process dies, and its relay with it); a restart rebuilds
-everything from PostgreSQL and resumes at the committed offsets.
+the service's schema); the single-writer lock; the topics; a fresh core re-folded from the inbox; then, side
+by side until one of them fails or the process is stopped: the consumer loop, the outbox relay, the HTTP API
+and the spec's extra background tasks. Any failure ends `run` with the exception (the process dies); a
+restart rebuilds everything from PostgreSQL and resumes at the committed offsets.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 import asyncpg
@@ -24,28 +22,29 @@ from fastapi import APIRouter
 from schemas.topics import ALL_TOPICS, ROUTES
 from services.core import Core
 from services.runtime import logging as rlog
-from services.runtime import relay_process
 from services.runtime.api import create_app
 from services.runtime.collector import quiet_collector
 from services.runtime.consumer import consume, new_consumer
 from services.runtime.db import create_pool, hold_writer_lock, migrate, schema_name
-from services.runtime.kafka import create_topics
+from services.runtime.kafka import create_topics, new_producer
 from services.runtime.metrics import REBUILT
 from services.runtime.processor import Processor, ProjectHook, rebuild
 from services.runtime.projection import Projection
+from services.runtime.relay import Relay
 from services.runtime.settings import Settings
 
 
 @dataclass(frozen=True)
 class RuntimeContext:
-    """What an extra background task gets: settings, the pool (service schema), a logger.
+    """What an extra background task gets: settings, the pool (service schema), and a relay nudge.
 
     A task that decides events writes them with `services.runtime.outbox.write_events(conn, events,
-    ctx.settings.topic_prefix)` inside its own transaction; the relay is woken when it commits.
+    ctx.settings.topic_prefix)` inside its own transaction, then calls `ctx.wake_relay()`.
     """
 
     settings: Settings
     pool: asyncpg.Pool
+    wake_relay: Callable[[], None]
     log: Any
 
 
@@ -76,8 +75,7 @@ async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
     log = rlog.get_logger(spec.name)
     pool = await create_pool(settings.database_url, spec.name, settings.pool_size)
     lock_conn = await asyncpg.connect(settings.database_url)
-    consumer = None
-    relay: BaseProcess | None = None
+    consumer = producer = None
     try:
         async with pool.acquire() as conn:
             applied = await migrate(conn, spec.name, spec.migrations)
@@ -98,16 +96,18 @@ async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
         processor = Processor(
             spec.name, core, spec.project, projection=spec.projection, topic_prefix=settings.topic_prefix
         )
-        relay = relay_process.start(spec.name, settings)
+        producer = new_producer(settings.kafka_bootstrap)
+        await producer.start()
+        relay = Relay(spec.name, pool, producer, batch=settings.relay_batch, idle_seconds=settings.relay_idle_seconds)
         topics = consumed_topics(spec, core, settings.topic_prefix)
         consumer = new_consumer(settings, topics)
         await consumer.start()
         log.info("consuming", topics=topics, group=settings.group)
 
-        ctx = RuntimeContext(settings, pool, log)
+        ctx = RuntimeContext(settings, pool, relay.wake, log)
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(consume(consumer, pool, processor, settings), name="consumer")
-            tg.create_task(relay_process.watch(relay), name="relay")
+            tg.create_task(consume(consumer, pool, processor, settings, relay.wake), name="consumer")
+            tg.create_task(relay.run(), name="relay")
             if settings.api_enabled:
                 app = create_app(spec.name, spec.router, pool)
                 app.state.ready = True
@@ -122,8 +122,9 @@ async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
         with contextlib.suppress(Exception):
             if consumer is not None:
                 await consumer.stop()
-        if relay is not None:
-            relay_process.stop(relay)
+        with contextlib.suppress(Exception):
+            if producer is not None:
+                await producer.stop()
         with contextlib.suppress(Exception):
             await lock_conn.close()
         with contextlib.suppress(Exception):

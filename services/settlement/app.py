@@ -82,7 +82,7 @@ def payout_executor_task(settings: PayoutSettings | None = None,
         async with ctx.pool.acquire() as conn:
             missing = chain_settings.missing if chain is None else []
             await set_state(conn, EXECUTOR_STATE, {"mode": mode, "missing": missing, "announced": 0})
-        store = PgExecutionStore(ctx.pool, ctx.settings.topic_prefix)
+        store = PgExecutionStore(ctx.pool, ctx.settings.topic_prefix, ctx.wake_relay)
         wake = asyncio.Event()
         listener = await asyncpg.connect(ctx.settings.database_url)
         announced: set[str] = set()

@@ -13,14 +13,14 @@ Tables (schema `settlement`):
 - `deferred_carry`: each `payout.deferred` (a carry under min_payout_rao at a run).
 
 `PgExecutionStore.commit` writes a `Change` (payout rows, batch rows, and the payout.* events through the
-runtime's outbox) in ONE transaction, whose commit wakes the relay: what is sent is stored first, and every
-event is published at least once.
+runtime's outbox) in ONE transaction, then wakes the relay: what is sent is stored first, and every event is
+published at least once.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -289,9 +289,10 @@ def batch_record(r: asyncpg.Record) -> BatchRecord:
 class PgExecutionStore:
     """The executor's `ExecutionStore` on the service's pool (search_path: its schema)."""
 
-    def __init__(self, pool: asyncpg.Pool, topic_prefix: str = ""):
+    def __init__(self, pool: asyncpg.Pool, topic_prefix: str = "", wake_relay: Callable[[], None] = lambda: None):
         self.pool = pool
         self.topic_prefix = topic_prefix
+        self.wake_relay = wake_relay
 
     async def add_planned(self, payouts: Sequence[PlannedPayout]) -> None:
         if not payouts:
@@ -329,7 +330,9 @@ class PgExecutionStore:
                       list(b.hashes), b.state.value, b.extrinsic_hash, b.block_hash, b.block_number, b.reason)
                      for b in change.batches],
                 )
-            await write_events(conn, change.events, self.topic_prefix)  # the relay is woken at commit
+            await write_events(conn, change.events, self.topic_prefix)
+        if change.events:
+            self.wake_relay()
 
     async def payouts(self, payout_ids: Sequence[str]) -> list[PayoutRecord]:
         async with self.pool.acquire() as conn:

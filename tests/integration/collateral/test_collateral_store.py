@@ -52,7 +52,8 @@ async def test_projection_outbox_restart_and_reorg(anvil: AnvilNode, w3: Web3, p
     c = deploy(w3, trustee)
     cfg = WatcherConfig(rpc_url=anvil.url, contract_address=c.address, chain_id=CHAIN_ID, confirmations=CONF,
                         start_block=w3.eth.block_number, batch_blocks=3)
-    store = PgStore(pool, CHAIN_ID, c.address, topic_prefix="t.")
+    wakes: list[int] = []
+    store = PgStore(pool, CHAIN_ID, c.address, topic_prefix="t.", on_publish=lambda: wakes.append(1))
     c.functions.deposit(EX.bytes).transact({"from": miner, "value": 3 * 10**18})
     c.functions.reclaimCollateral(EX.bytes, "https://r", MD5).transact({"from": miner})
     mine(w3, 2)
@@ -66,6 +67,7 @@ async def test_projection_outbox_restart_and_reorg(anvil: AnvilNode, w3: Web3, p
     assert [r["event_type"] for r in outbox] == [
         "collateral.deposited", "collateral.reclaim_started", "collateral.slashed"]
     assert {r["topic"] for r in outbox} == {"t.sn51.collateral"} and {r["key"] for r in outbox} == {str(EX).encode()}
+    assert wakes
     [summary] = await get(pool, "/collateral/executors")
     assert (summary["executor_id"], summary["miner_evm_address"], summary["deposited_wei"], summary["slashed_wei"],
             summary["pending_reclaim_wei"], summary["balance_wei"]) == (

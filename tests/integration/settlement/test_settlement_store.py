@@ -57,7 +57,8 @@ async def test_pg_store_drives_the_executor_like_the_memory_store(pool: asyncpg.
     reference_chain, reference_store = faulty_chain(payouts), MemoryExecutionStore()
     await Executor(reference_chain, reference_store, config, sleep=no_sleep).run(payouts)
 
-    chain, store = faulty_chain(payouts), PgExecutionStore(pool, "t.")
+    woken: list[int] = []
+    chain, store = faulty_chain(payouts), PgExecutionStore(pool, "t.", lambda: woken.append(1))
     async with pool.acquire() as conn, conn.transaction():
         await store_planned(conn, payouts)  # as the projection does
     report = await Executor(chain, store, config, sleep=no_sleep).run(payouts)
@@ -76,6 +77,7 @@ async def test_pg_store_drives_the_executor_like_the_memory_store(pool: asyncpg.
     assert {r["topic"] for r in rows} == {"t.sn51.settlement"}
     assert {(r["batch_id"], r["state"]) for r in batches} == {
         (b.batch_id, b.state.value) for b in reference_store.batches.values()}
+    assert woken  # the relay is nudged after commits with events
     confirmed = [r for r in await store.payouts(ids) if r.state is PayoutState.CONFIRMED]
     assert await store.amount_committed(payouts[0].run_day) == sum(
         r.planned.amount_rao for r in confirmed if r.planned.run_day == payouts[0].run_day)
