@@ -119,7 +119,7 @@ async def consume(
             for batch in split(messages, settings.batch_bytes):
                 async with pool.acquire() as conn:
                     decided = await processor.decide(conn, batch)
-                while len(storing) > max(settings.decided_ahead, 1) - 1:
+                while len(storing) >= max(settings.decided_ahead, 1):  # that many wait at most
                     await storing.popleft()
                 previous = storing[-1] if storing else None
                 storing.append(asyncio.create_task(store(decided, previous), name="store"))

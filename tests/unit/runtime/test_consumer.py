@@ -97,12 +97,17 @@ class FakeProcessor:
         self.log.append(("stored", offset))
 
 
-async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int, seconds: float) -> None:
+async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int) -> None:
+    """Run the loop until every record is committed (then stop it) or it ends by itself; at most 10 s."""
     settings = Settings(decided_ahead=ahead, poll_timeout_ms=5)
     task = asyncio.create_task(consume(consumer, FakePool(), processor, settings))  # type: ignore[arg-type]
-    try:
-        await asyncio.wait_for(asyncio.shield(task), seconds)
-    except TimeoutError:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not task.done() and len(consumer.commits) < consumer.total:
+        assert asyncio.get_running_loop().time() < deadline, "the loop neither finished nor failed"
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()  # the loop ended by itself: raises what it raised
+    else:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -110,7 +115,7 @@ async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int,
 
 async def test_the_core_decides_ahead_while_batches_are_stored_in_order() -> None:
     processor, consumer = FakeProcessor(), FakeConsumer(6)
-    await run_loop(processor, consumer, ahead=3, seconds=0.5)
+    await run_loop(processor, consumer, ahead=3)
     stores = [o for step, o in processor.log if step == "stored"]
     assert stores == [0, 1, 2, 3, 4, 5] and consumer.commits == [1, 2, 3, 4, 5, 6]
     first_stored = processor.log.index(("stored", 0))
@@ -125,7 +130,7 @@ async def test_the_core_decides_ahead_while_batches_are_stored_in_order() -> Non
 async def test_a_failed_store_ends_the_loop_and_nothing_after_it_is_stored_or_committed() -> None:
     processor, consumer = FakeProcessor(fail_at=2), FakeConsumer(6)
     with pytest.raises(RuntimeError, match="store 2 failed"):
-        await run_loop(processor, consumer, ahead=3, seconds=2)
+        await run_loop(processor, consumer, ahead=3)
     assert [o for step, o in processor.log if step == "stored"] == [0, 1]
     assert ("store", 3) not in processor.log
     assert consumer.commits == [1, 2]
