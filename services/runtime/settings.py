@@ -7,6 +7,8 @@ manifests export); everything else takes the `SN51_` prefix, e.g. `SN51_API_PORT
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     api_port: int | None = None  # default: the ServiceSpec's port
     log_level: str = "INFO"
     pool_size: int = 4
+    # The service's event loop: uvloop where installed (`sn51.service.run_loop` says why), or asyncio's own.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     @property
     def group(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import types
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from services.runtime.api import create_app
 from services.runtime.db import schema_name
 from services.runtime.settings import Settings
-from sn51.service import load_spec, register
+from sn51.service import load_spec, register, run_loop
 
 
 def test_settings_read_the_plain_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,3 +75,20 @@ def test_load_spec_finds_the_module_level_spec(monkeypatch: pytest.MonkeyPatch) 
     assert load_spec("fake").name == "fake"
     with pytest.raises(LookupError, match="defines no SPEC"):
         load_spec("other")
+
+
+@pytest.mark.parametrize(("setting", "loop_module"), [(None, "uvloop"), ("asyncio", "asyncio")])
+def test_a_service_runs_on_uvloop_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, loop_module: str
+) -> None:
+    if setting is None:
+        monkeypatch.delenv("SN51_EVENT_LOOP", raising=False)
+    else:
+        monkeypatch.setenv("SN51_EVENT_LOOP", setting)
+    seen: list[str] = []
+
+    async def main() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+
+    run_loop(main())
+    assert seen == [loop_module]
