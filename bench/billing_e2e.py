@@ -138,9 +138,12 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
         first_tx = await conn.fetchval("SELECT extract(epoch FROM min(processed_at)) FROM inbox")
         last_tx = await conn.fetchval("SELECT extract(epoch FROM max(processed_at)) FROM inbox")
         rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}")
-                for t in ("inbox", "earning", "ledger_entry", "provider_day", "day_statement", "outbox",
+                for t in ("inbox", "earning_day", "ledger_entry", "provider_day", "day_statement", "outbox",
                           "dead_letter")}
         balanced = await conn.fetchval("SELECT bool_and(balanced) FROM trial_balance")
+        summed = await conn.fetchval(  # every earnings.accrued queued is in the sums, once
+            """SELECT (SELECT coalesce(sum(events), 0) FROM earning_day)
+                      = (SELECT count(*) FROM outbox WHERE event_type = 'earnings.accrued')""")
     finally:
         await conn.close()
         terminate(proc.pid, timeout=10)  # SIGTERM, SIGKILL 10 s later
@@ -148,6 +151,7 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
     drain_s = done_wall - float(first_tx)
     return {"drain_s": drain_s, "consumed_s": float(last_tx) - float(first_tx),
             "from_process_start_s": done - started, "rows": rows, "trial_balanced": balanced,
+            "earnings_summed": summed,
             "service_cpu_s": cpu_drain, "postgres_cpu_s": pg_drain}
 
 
@@ -241,7 +245,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def figures(e2e: dict[str, Any], messages: int, load_change: float) -> dict[str, Any]:
     accepted = e2e["rows"]["inbox"]
-    ledger_rows = sum(e2e["rows"][t] for t in ("earning", "ledger_entry", "provider_day", "day_statement"))
+    ledger_rows = sum(e2e["rows"][t] for t in ("earning_day", "ledger_entry", "provider_day", "day_statement"))
     raw_s, drain_s = e2e["raw_s"], e2e["drain_s"]
     return {
         "produce_msgs_per_s": round(messages / e2e["publish_s"]),
@@ -258,6 +262,7 @@ def figures(e2e: dict[str, Any], messages: int, load_change: float) -> dict[str,
         "from_process_start_s": round(e2e["from_process_start_s"], 3),
         "rows": e2e["rows"],
         "trial_balanced": e2e["trial_balanced"],
+        "earnings_summed": e2e["earnings_summed"],
         "e2e_vs_raw": round(raw_s / drain_s, 4),
         "load_avg_change": round(load_change, 2),
     }

@@ -64,9 +64,8 @@ async def balance(hotkey: str, pool: Pool) -> dict[str, Any]:
         )
         closed_through = await conn.fetchval("SELECT max(billing_day) FROM day_statement")
         pending = await conn.fetch(
-            """SELECT kind, coalesce(sum(amount_rao), 0)::bigint AS rao,
-                      coalesce(sum(amount_usd_micros), 0)::bigint AS usd_micros
-               FROM earning WHERE hotkey = $1 AND billing_day > coalesce($2::date, '-infinity'::date)
+            """SELECT kind, sum(amount_rao)::bigint AS rao, sum(amount_usd_micros)::bigint AS usd_micros
+               FROM earning_day WHERE hotkey = $1 AND billing_day > coalesce($2::date, '-infinity'::date)
                GROUP BY kind ORDER BY kind""",
             hotkey, closed_through,
         )

@@ -12,7 +12,7 @@ import asyncpg
 from schemas.envelope import Event
 from services.billing.api import router
 from services.billing.core import BillingCore, ClosedDayEvent
-from services.billing.store import MIGRATIONS, Rows, day_rows, earning_row, store
+from services.billing.store import MIGRATIONS, Rows, add_earnings, day_rows, store
 from services.runtime.service import ServiceSpec
 
 API_PORT = 8152
@@ -25,7 +25,7 @@ class Projection:
     def prepare(self, event: Event, derived: list[Event]) -> Rows | None:
         if not derived:
             return None
-        return Rows(earnings=[earning_row(e) for e in derived if e.type == "earnings.accrued"],
+        return Rows(earnings=add_earnings({}, derived),
                     days=[day_rows(e) for e in derived if isinstance(e, ClosedDayEvent)])
 
     async def write(self, conn: asyncpg.Connection, prepared: list[Rows]) -> None:

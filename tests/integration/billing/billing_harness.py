@@ -219,10 +219,14 @@ def hash_chain(ledger: dict[date, list[Entry]]) -> list[str]:
 
 
 async def stored_earnings(conn: asyncpg.Connection) -> set[tuple[Any, ...]]:
-    rows = await conn.fetch("SELECT event_id, hotkey, executor_id, billing_day, kind, amount_rao, "
-                            "amount_usd_micros, cause_id FROM earning")
-    return {(r["event_id"], r["hotkey"], r["executor_id"], r["billing_day"].isoformat(), r["kind"], r["amount_rao"],
-             r["amount_usd_micros"], r["cause_id"]) for r in rows}
+    """Every earnings.accrued the service queued for publication (its outbox: the event, byte for byte)."""
+    out = set()
+    for r in await conn.fetch("SELECT event_id, value FROM outbox WHERE event_type = 'earnings.accrued'"):
+        e = decode(r["value"])
+        d: Any = e.data
+        assert e.id == r["event_id"]
+        out.add((e.id, d.hotkey, d.executor_id, d.billing_day, d.kind, d.amount_rao, d.amount_usd_micros, d.cause_id))
+    return out
 
 
 def expected_earnings(ref: Reference) -> set[tuple[Any, ...]]:
@@ -233,15 +237,35 @@ def expected_earnings(ref: Reference) -> set[tuple[Any, ...]]:
     return out
 
 
-async def assert_ledger_equals(conn: asyncpg.Connection, ref: Reference) -> None:
-    """The database's ledger, statements and earnings are the reference's, and hold together."""
+async def stored_earning_days(conn: asyncpg.Connection) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+    rows = await conn.fetch("SELECT hotkey, billing_day, kind, amount_rao, amount_usd_micros, events FROM earning_day")
+    return {(r["hotkey"], r["billing_day"].isoformat(), r["kind"]):
+            (r["amount_rao"], r["amount_usd_micros"], r["events"]) for r in rows}
+
+
+def expected_earning_days(ref: Reference) -> dict[tuple[str, str, str], tuple[int, int, int]]:
+    """The reference's earnings.accrued summed per (hotkey, day, kind), independently of the service's code."""
+    out: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+    for e in ref.of_type("earnings.accrued"):
+        d: Any = e.data
+        key = (d.hotkey, d.billing_day, d.kind)
+        rao, usd, n = out.get(key, (0, 0, 0))
+        out[key] = (rao + (d.amount_rao or 0), usd + (d.amount_usd_micros or 0), n + 1)
+    return out
+
+
+async def assert_ledger_equals(conn: asyncpg.Connection, ref: Reference, *, outbox: bool = True) -> None:
+    """The database's ledger, statements and earnings are the reference's, and hold together; with `outbox`
+    (a service wrote them, not the projection alone), so is every earnings.accrued queued for publication."""
     assert ref.statements, "the log closed no day: nothing to compare"
     assert await stored_days(conn) == expected_days(ref)
     assert await stored_provider_days(conn) == expected_provider_days(ref)
     ledger = await stored_ledger(conn)
     assert ledger == expected_ledger(ref)
     assert hash_chain(ledger) == [s.ledger_hash for s in ref.statements]  # the stored rows give the hashes
-    assert await stored_earnings(conn) == expected_earnings(ref)
+    if outbox:
+        assert await stored_earnings(conn) == expected_earnings(ref)
+    assert await stored_earning_days(conn) == expected_earning_days(ref)
     trial = await conn.fetch("SELECT unit, total_debits, total_credits, net, balanced FROM trial_balance")
     assert {r["unit"] for r in trial} == {"rao", "usd_micros"}
     assert all(r["balanced"] and r["net"] == 0 and r["total_debits"] == r["total_credits"] for r in trial)

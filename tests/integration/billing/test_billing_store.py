@@ -78,7 +78,7 @@ async def project(conn: asyncpg.Connection, events: list[Event]) -> None:
 async def test_the_projection_stores_the_core_s_ledger(conn: asyncpg.Connection) -> None:
     await project(conn, LOG)
     ref = reference(encode(e) for e in LOG)
-    await assert_ledger_equals(conn, ref)
+    await assert_ledger_equals(conn, ref, outbox=False)
 
     adjustments = await conn.fetch(
         "SELECT debit, credit, amount, part FROM ledger_entry WHERE kind = 'adjustment' ORDER BY seq")
@@ -163,3 +163,31 @@ async def test_closed_days_are_append_only(conn: asyncpg.Connection) -> None:
 
     trial = await conn.fetch("SELECT unit, balanced FROM trial_balance ORDER BY unit")
     assert [(r["unit"], r["balanced"]) for r in trial] == [("rao", True), ("usd_micros", True)]
+
+
+async def test_migration_4_sums_the_stored_earnings(database_url: str) -> None:
+    """A database written before migration 4 (one `earning` row per event) keeps what it knew, summed."""
+    schema = f"billing_store_{secrets.token_hex(4)}"
+    connection = await asyncpg.connect(database_url)
+    try:
+        await migrate(connection, schema, MIGRATIONS[:3])
+        await connection.execute(f'SET search_path TO "{schema}"')
+        await connection.executemany(
+            """INSERT INTO earning (event_id, causation_id, event_time, hotkey, executor_id, billing_day, kind,
+                                    amount_rao, amount_usd_micros, cause_id)
+               VALUES ($1, 'c', now(), $2, 'ex', $3::text::date, $4, $5, $6, 'c')""",
+            [("e1", "hk-1", "2026-11-01", "emission", 5, None), ("e2", "hk-1", "2026-11-01", "emission", 7, None),
+             ("e3", "hk-1", "2026-11-01", "rental_fee", None, 900),
+             ("e4", "hk-2", "2026-11-02", "adjustment", -3, None)],
+        )
+        assert await migrate(connection, schema, MIGRATIONS) == 1
+        rows = await connection.fetch("SELECT hotkey, billing_day::text, kind, amount_rao, amount_usd_micros, events "
+                                      "FROM earning_day ORDER BY 1, 2, 3")
+        assert [tuple(r.values()) for r in rows] == [
+            ("hk-1", "2026-11-01", "emission", 12, 0, 2), ("hk-1", "2026-11-01", "rental_fee", 0, 900, 1),
+            ("hk-2", "2026-11-02", "adjustment", -3, 0, 1),
+        ]
+        assert await connection.fetchval("SELECT to_regclass('earning')") is None
+    finally:
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await connection.close()
