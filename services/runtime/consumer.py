@@ -93,39 +93,44 @@ async def consume(
     The core decides batch after batch while earlier batches are stored: up to `settings.decided_ahead` decided
     batches wait for their turn. Each is stored after the one before it has committed (its transaction, then
     its offsets), so the inbox, the outbox and the offsets keep the consumed order; a failure of either step
-    ends the loop with its exception (a store that fails fails every store queued after it)."""
+    ends the loop with its exception (a store that fails fails every store queued after it).
+
+    The loop holds two connections while it runs: one looks batches up in the inbox, the other stores them,
+    one after the other. Taken from the pool for each batch, every release cost a reset round trip
+    (`pg_advisory_unlock_all(); CLOSE ALL; ...`) that the next store waited for."""
     storing: collections.deque[asyncio.Task[None]] = collections.deque()
 
-    async def store(decided: Decided, previous: asyncio.Task[None] | None) -> None:
+    async def store(writer: asyncpg.Connection, decided: Decided, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
             await previous  # raises what the store before raised: nothing is stored after a failure
-        async with pool.acquire() as conn:
-            await processor.store(conn, decided)
+        await processor.store(writer, decided)
         if any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
             on_commit()
         await consumer.commit(next_offsets(decided.messages))
 
-    try:
-        while True:
-            while storing and storing[0].done():
-                storing.popleft().result()  # raises what the store step raised
-            polled = await consumer.getmany(timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_size)
-            if not polled:
-                continue
-            messages = merge({
-                tp: [Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp) for r in records]
-                for tp, records in polled.items()
-            })
-            for batch in split(messages, settings.batch_bytes):
-                async with pool.acquire() as conn:
-                    decided = await processor.decide(conn, batch)
-                while len(storing) >= max(settings.decided_ahead, 1):  # that many wait at most
-                    await storing.popleft()
-                previous = storing[-1] if storing else None
-                storing.append(asyncio.create_task(store(decided, previous), name="store"))
-    finally:
-        for task in storing:
-            task.cancel()
-        for task in storing:
-            with contextlib.suppress(BaseException):
-                await task
+    async with pool.acquire() as lookup, pool.acquire() as writer:
+        try:
+            while True:
+                while storing and storing[0].done():
+                    storing.popleft().result()  # raises what the store step raised
+                polled = await consumer.getmany(timeout_ms=settings.poll_timeout_ms,
+                                                max_records=settings.batch_size)
+                if not polled:
+                    continue
+                messages = merge({
+                    tp: [Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp)
+                         for r in records]
+                    for tp, records in polled.items()
+                })
+                for batch in split(messages, settings.batch_bytes):
+                    decided = await processor.decide(lookup, batch)
+                    while len(storing) >= max(settings.decided_ahead, 1):  # that many wait at most
+                        await storing.popleft()
+                    previous = storing[-1] if storing else None
+                    storing.append(asyncio.create_task(store(writer, decided, previous), name="store"))
+        finally:  # before the connections go back to the pool
+            for task in storing:
+                task.cancel()
+            for task in storing:
+                with contextlib.suppress(BaseException):
+                    await task

@@ -152,3 +152,18 @@ async def test_a_batch_decided_before_the_previous_one_is_stored_still_knows_its
         assert processor.unsettled == {}  # settled once stored
         assert [r["event_id"] for r in await store_conn.fetch("SELECT event_id FROM inbox ORDER BY seq")] == ["a", "b"]
     assert core.handled == ["a", "b"]
+
+
+async def test_the_inbox_lookup_is_planned_for_each_batch_not_once_for_an_empty_inbox(db: Db) -> None:
+    """On one connection (the consumer holds one), PostgreSQL may switch a prepared statement to a generic plan
+    after five executions, made for the table as it is then: for the lookup on an empty inbox, a sequential
+    scan that stays one as the inbox grows. The service's connections plan every execution."""
+    processor = Processor(db.service, CountingCore(), project)
+    async with db.pool.acquire() as conn:
+        for n in range(8):  # batches of many ids: a generic plan (made for ten) looks cheaper than theirs
+            values = [encode_obj(listing(f"plan-{n}-{i}", "hk1", executor=f"ex-{i}")) for i in range(300)]
+            await processor.process(conn, batch(*values, start=n * 300))
+        plans = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%FROM inbox WHERE%'")
+    assert plans is not None
+    assert (plans["generic_plans"], plans["custom_plans"]) == (0, 8)
