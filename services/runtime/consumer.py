@@ -90,29 +90,39 @@ async def consume(
 ) -> None:
     """Run forever (until cancelled or until something fails, which propagates).
 
-    The core decides batch after batch while earlier batches are stored: up to `settings.decided_ahead` decided
-    batches wait for their turn. Each is stored after the one before it has committed (its transaction, then
-    its offsets), so the inbox, the outbox and the offsets keep the consumed order; a failure of either step
-    ends the loop with its exception (a store that fails fails every store queued after it).
+    Two steps side by side: this loop polls and has the core decide batch after batch, and a writer stores
+    them, one transaction at a time, in the order they were decided, committing each transaction's offsets
+    after it. Up to `settings.decided_ahead` decided batches wait for the writer (then the loop waits); the
+    writer takes every batch waiting at once, in one transaction: a poll that brought a few messages costs a
+    transaction of its own only when the writer was idle. A failure of either step ends the loop with its
+    exception, and nothing decided after a failed store is stored.
 
-    The loop holds two connections while it runs: one looks batches up in the inbox, the other stores them,
-    one after the other. Taken from the pool for each batch, every release cost a reset round trip
-    (`pg_advisory_unlock_all(); CLOSE ALL; ...`) that the next store waited for."""
-    storing: collections.deque[asyncio.Task[None]] = collections.deque()
+    The loop holds two connections while it runs: one looks batches up in the inbox, the other stores them.
+    Taken from the pool for each batch, every release cost a reset round trip (`pg_advisory_unlock_all();
+    CLOSE ALL; ...`) that the next store waited for."""
+    waiting: collections.deque[Decided] = collections.deque()
+    arrived = asyncio.Event()  # a batch was queued for the writer
+    taken = asyncio.Event()  # the writer took what was queued
 
-    async def store(writer: asyncpg.Connection, decided: Decided, previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:
-            await previous  # raises what the store before raised: nothing is stored after a failure
-        await processor.store(writer, decided)
-        if any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
-            on_commit()
-        await consumer.commit(next_offsets(decided.messages))
+    async def write(writer: asyncpg.Connection) -> None:
+        while True:
+            while not waiting:
+                arrived.clear()
+                await arrived.wait()
+            decided = Decided.joined(list(waiting))
+            waiting.clear()
+            taken.set()
+            await processor.store(writer, decided)
+            if any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
+                on_commit()
+            await consumer.commit(next_offsets(decided.messages))
 
     async with pool.acquire() as lookup, pool.acquire() as writer:
+        writing = asyncio.create_task(write(writer), name="store")
         try:
             while True:
-                while storing and storing[0].done():
-                    storing.popleft().result()  # raises what the store step raised
+                if writing.done():
+                    writing.result()  # raises what the store step raised
                 polled = await consumer.getmany(timeout_ms=settings.poll_timeout_ms,
                                                 max_records=settings.batch_size)
                 if not polled:
@@ -124,13 +134,16 @@ async def consume(
                 })
                 for batch in split(messages, settings.batch_bytes):
                     decided = await processor.decide(lookup, batch)
-                    while len(storing) >= max(settings.decided_ahead, 1):  # that many wait at most
-                        await storing.popleft()
-                    previous = storing[-1] if storing else None
-                    storing.append(asyncio.create_task(store(writer, decided, previous), name="store"))
+                    while len(waiting) >= max(settings.decided_ahead, 1) and not writing.done():
+                        taken.clear()
+                        room = asyncio.ensure_future(taken.wait())
+                        await asyncio.wait((room, writing), return_when=asyncio.FIRST_COMPLETED)
+                        room.cancel()
+                    if writing.done():
+                        writing.result()
+                    waiting.append(decided)
+                    arrived.set()
         finally:  # before the connections go back to the pool
-            for task in storing:
-                task.cancel()
-            for task in storing:
-                with contextlib.suppress(BaseException):
-                    await task
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing

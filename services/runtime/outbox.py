@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import asyncpg
 
@@ -26,8 +27,9 @@ from schemas.topics import DEAD_LETTER, ROUTES
 from services.runtime.kafka import Record
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
+class OutboxRow(NamedTuple):
+    """One row to queue (immutable; a named tuple: half the cost of a frozen dataclass, one per derived event)."""
+
     event_id: str
     event_type: str
     topic: str

@@ -169,6 +169,22 @@ class Decided:
     outbox: list[OutboxRow | DeadLetter] = field(default_factory=list)
     prepared: list[Any] = field(default_factory=list)
 
+    @classmethod
+    def joined(cls, batches: Sequence[Decided]) -> Decided:
+        """Consecutive decided batches as one, in order (stored in one transaction)."""
+        if len(batches) == 1:
+            return batches[0]
+        out = cls([], [], batches[0].started)
+        messages: list[Message] = []
+        for b in batches:
+            messages.extend(b.messages)
+            out.outcomes.extend(b.outcomes)
+            out.inbox.extend(b.inbox)
+            out.outbox.extend(b.outbox)
+            out.prepared.extend(b.prepared)
+        out.messages = messages
+        return out
+
 
 class Processor:
     """Owns the live core of one service and applies consumed batches to it and to PostgreSQL.

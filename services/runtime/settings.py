@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     # A poll is decided and stored in runs of at most this many message bytes (an epoch split of 200 kB derives
     # a thousand events, a rental one): batches of even cost, and a short last transaction.
     batch_bytes: int = 2 * 1024 * 1024
-    # Batches decided while earlier ones are still being stored (in order, one transaction each): the core
-    # goes on deciding while PostgreSQL writes, up to this many batches ahead (1: decide N + 1 while N is stored).
+    # Decided batches that may wait for the writer while it stores (`consumer.py`): the core goes on deciding
+    # while PostgreSQL writes, and the writer stores every waiting batch in its next transaction.
     decided_ahead: int = 2
     poll_timeout_ms: int = 200
     max_partition_fetch_bytes: int = 8 * 1024 * 1024  # per partition and fetch

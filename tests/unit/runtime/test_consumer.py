@@ -78,23 +78,26 @@ class FakePool:
 
 
 class FakeProcessor:
-    """Stores take 20 ms each (PostgreSQL); deciding is instant. `fail_at` makes that batch's store fail."""
+    """Stores take 20 ms each (PostgreSQL); deciding is instant. A store that holds offset `fail_at` fails."""
 
     def __init__(self, fail_at: int | None = None) -> None:
         self.fail_at = fail_at
-        self.log: list[tuple[str, int]] = []
+        self.log: list[tuple[str, tuple[int, ...]]] = []
 
     async def decide(self, conn: object, messages: list[Message]) -> Decided:
-        self.log.append(("decide", messages[0].offset))
+        self.log.append(("decide", tuple(m.offset for m in messages)))
         return Decided(messages, [], 0.0)
 
     async def store(self, conn: object, decided: Decided) -> None:
-        offset = decided.messages[0].offset
-        self.log.append(("store", offset))
+        offsets = tuple(m.offset for m in decided.messages)
+        self.log.append(("store", offsets))
         await asyncio.sleep(0.02)
-        if offset == self.fail_at:
-            raise RuntimeError(f"store {offset} failed")
-        self.log.append(("stored", offset))
+        if self.fail_at in offsets:
+            raise RuntimeError(f"store of {offsets} failed")
+        self.log.append(("stored", offsets))
+
+    def steps(self, step: str) -> list[tuple[int, ...]]:
+        return [offsets for s, offsets in self.log if s == step]
 
 
 async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int) -> None:
@@ -102,7 +105,7 @@ async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int)
     settings = Settings(decided_ahead=ahead, poll_timeout_ms=5)
     task = asyncio.create_task(consume(consumer, FakePool(), processor, settings))  # type: ignore[arg-type]
     deadline = asyncio.get_running_loop().time() + 10
-    while not task.done() and len(consumer.commits) < consumer.total:
+    while not task.done() and consumer.commits[-1:] != [consumer.total]:
         assert asyncio.get_running_loop().time() < deadline, "the loop neither finished nor failed"
         await asyncio.sleep(0.01)
     if task.done():
@@ -113,14 +116,18 @@ async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int)
             await task
 
 
-async def test_the_core_decides_ahead_while_batches_are_stored_in_order() -> None:
-    processor, consumer = FakeProcessor(), FakeConsumer(6)
+async def test_the_core_decides_ahead_and_the_writer_stores_what_waits_in_one_transaction_in_order() -> None:
+    processor, consumer = FakeProcessor(), FakeConsumer(8)
     await run_loop(processor, consumer, ahead=3)
-    stores = [o for step, o in processor.log if step == "stored"]
-    assert stores == [0, 1, 2, 3, 4, 5] and consumer.commits == [1, 2, 3, 4, 5, 6]
-    first_stored = processor.log.index(("stored", 0))
-    # Batches 1, 2 and 3 were decided while batch 0 was being stored, and no further: three wait at most.
-    assert [o for step, o in processor.log[:first_stored] if step == "decide"] == [0, 1, 2, 3]
+    stored = processor.steps("stored")
+    assert [o for offsets in stored for o in offsets] == list(range(8))  # each once, in order
+    assert consumer.commits == [offsets[-1] + 1 for offsets in stored]  # after each transaction, its offsets
+    first_stored = processor.log.index(("stored", (0,)))
+    # While batch 0 was being stored, batches 1, 2 and 3 were decided and queued (three wait at most), and 4
+    # decided, waiting for room ...
+    assert [o for step, o in processor.log[:first_stored] if step == "decide"] == [(0,), (1,), (2,), (3,), (4,)]
+    # ... and the writer took the three at once.
+    assert stored[1] == (1, 2, 3)
     # Each store begins only after the one before it has finished.
     starts = [i for i, (step, _) in enumerate(processor.log) if step == "store"]
     ends = [i for i, (step, _) in enumerate(processor.log) if step == "stored"]
@@ -128,9 +135,9 @@ async def test_the_core_decides_ahead_while_batches_are_stored_in_order() -> Non
 
 
 async def test_a_failed_store_ends_the_loop_and_nothing_after_it_is_stored_or_committed() -> None:
-    processor, consumer = FakeProcessor(fail_at=2), FakeConsumer(6)
-    with pytest.raises(RuntimeError, match="store 2 failed"):
+    processor, consumer = FakeProcessor(fail_at=2), FakeConsumer(8)
+    with pytest.raises(RuntimeError, match=r"store of \(1, 2, 3\) failed"):
         await run_loop(processor, consumer, ahead=3)
-    assert [o for step, o in processor.log if step == "stored"] == [0, 1]
-    assert ("store", 3) not in processor.log
-    assert consumer.commits == [1, 2]
+    assert processor.steps("stored") == [(0,)]
+    assert processor.steps("store") == [(0,), (1, 2, 3)]
+    assert consumer.commits == [1]
