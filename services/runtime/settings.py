@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int | None = None  # default: the ServiceSpec's port
     log_level: str = "INFO"
-    pool_size: int = 4
+    pool_size: int = 6  # the consumer holds two connections and the relay one; the read API and tasks share the rest
     # The service's event loop: uvloop where installed (`sn51.service.run_loop` says why), or asyncio's own.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
