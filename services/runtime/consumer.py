@@ -17,7 +17,6 @@ kept), so a derived event and its cause on different topics are folded in the or
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -100,22 +99,31 @@ async def consume(
     The loop holds two connections while it runs: one looks batches up in the inbox, the other stores them.
     Taken from the pool for each batch, every release cost a reset round trip (`pg_advisory_unlock_all();
     CLOSE ALL; ...`) that the next store waited for."""
-    waiting: collections.deque[Decided] = collections.deque()
-    arrived = asyncio.Event()  # a batch was queued for the writer
-    taken = asyncio.Event()  # the writer took what was queued
+    waiting: asyncio.Queue[Decided] = asyncio.Queue(maxsize=max(settings.decided_ahead, 1))
 
     async def write(writer: asyncpg.Connection) -> None:
         while True:
-            while not waiting:
-                arrived.clear()
-                await arrived.wait()
-            decided = Decided.joined(list(waiting))
-            waiting.clear()
-            taken.set()
+            batches = [await waiting.get()]
+            while not waiting.empty():
+                batches.append(waiting.get_nowait())
+            decided = Decided.joined(batches)
             await processor.store(writer, decided)
             if any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
                 on_commit()
             await consumer.commit(next_offsets(decided.messages))
+
+    async def queue(decided: Decided, writing: asyncio.Task[None]) -> None:
+        """Queue a decided batch for the writer, once there is room; raises what the writer raised."""
+        if not waiting.full():
+            waiting.put_nowait(decided)
+        else:
+            room = asyncio.ensure_future(waiting.put(decided))
+            try:
+                await asyncio.wait((room, writing), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                room.cancel()  # the writer failed first (or the loop is cancelled): the batch stays out
+        if writing.done():
+            writing.result()  # nothing decided after a failed store is stored
 
     async with pool.acquire() as lookup, pool.acquire() as writer:
         writing = asyncio.create_task(write(writer), name="store")
@@ -133,16 +141,7 @@ async def consume(
                     for tp, records in polled.items()
                 })
                 for batch in split(messages, settings.batch_bytes):
-                    decided = await processor.decide(lookup, batch)
-                    while len(waiting) >= max(settings.decided_ahead, 1) and not writing.done():
-                        taken.clear()
-                        room = asyncio.ensure_future(taken.wait())
-                        await asyncio.wait((room, writing), return_when=asyncio.FIRST_COMPLETED)
-                        room.cancel()
-                    if writing.done():
-                        writing.result()
-                    waiting.append(decided)
-                    arrived.set()
+                    await queue(await processor.decide(lookup, batch), writing)
         finally:  # before the connections go back to the pool
             writing.cancel()
             with contextlib.suppress(BaseException):

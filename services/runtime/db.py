@@ -116,7 +116,7 @@ SERVER_SETTINGS = {
 }
 
 
-async def create_pool(database_url: str, service: str, size: int = 4) -> asyncpg.Pool:
+async def create_pool(database_url: str, service: str, size: int = 6) -> asyncpg.Pool:
     schema = schema_name(service)
     pool = await asyncpg.create_pool(
         database_url, min_size=1, max_size=size,

@@ -174,16 +174,11 @@ class Decided:
         """Consecutive decided batches as one, in order (stored in one transaction)."""
         if len(batches) == 1:
             return batches[0]
-        out = cls([], [], batches[0].started)
-        messages: list[Message] = []
-        for b in batches:
-            messages.extend(b.messages)
-            out.outcomes.extend(b.outcomes)
-            out.inbox.extend(b.inbox)
-            out.outbox.extend(b.outbox)
-            out.prepared.extend(b.prepared)
-        out.messages = messages
-        return out
+        return cls(
+            [m for b in batches for m in b.messages], [o for b in batches for o in b.outcomes], batches[0].started,
+            inbox=[r for b in batches for r in b.inbox], outbox=[r for b in batches for r in b.outbox],
+            prepared=[r for b in batches for r in b.prepared],
+        )
 
 
 class Processor:

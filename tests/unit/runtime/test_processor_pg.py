@@ -14,7 +14,7 @@ from schemas.envelope import Event
 from schemas.topics import DEAD_LETTER, SCORING
 from services.runtime.db import RUNTIME_MIGRATIONS, create_pool, get_state, migrate, set_state
 from services.runtime.outbox import Message
-from services.runtime.processor import Accepted, DeadLetter, Duplicate, Processor, rebuild
+from services.runtime.processor import Accepted, DeadLetter, Decided, Duplicate, Processor, rebuild
 from tests.unit.runtime.cores import PROJECTION_SQL, REFUSED_HOTKEY, CountingCore, CountsProjection, listing, projection
 
 pytestmark = pytest.mark.integration
@@ -134,9 +134,11 @@ async def test_a_two_step_projection_prepares_each_accepted_event_and_writes_the
         assert dict(await conn.fetch("SELECT hotkey, n FROM listing_counts")) == {"hk1": 2, "hk2": 1}
 
 
-async def test_a_batch_decided_before_the_previous_one_is_stored_still_knows_its_ids(db: Db) -> None:
+@pytest.mark.parametrize("joined", [False, True], ids=["one_transaction_each", "joined"])
+async def test_a_batch_decided_before_the_previous_one_is_stored_still_knows_its_ids(db: Db, joined: bool) -> None:
     """The consumer decides batch N + 1 while batch N is being stored: an id accepted in N and not yet in the
-    inbox is still a duplicate (same content) or a conflict (other content) in N + 1 (`Processor.unsettled`)."""
+    inbox is still a duplicate (same content) or a conflict (other content) in N + 1 (`Processor.unsettled`).
+    The writer may store the two in one transaction (`Decided.joined`): the same rows, in the same order."""
     core = CountingCore()
     processor = Processor(db.service, core, project)
     first = batch(encode_obj(listing("a", "hk1")))
@@ -147,10 +149,13 @@ async def test_a_batch_decided_before_the_previous_one_is_stored_still_knows_its
         n_plus_1 = await processor.decide(decide_conn, second)  # before N is stored
         assert [type(o) for o in n_plus_1.outcomes] == [Duplicate, DeadLetter, Accepted]
         assert isinstance(n_plus_1.outcomes[1], DeadLetter) and n_plus_1.outcomes[1].code == "id_conflict"
-        await processor.store(store_conn, n)
-        await processor.store(store_conn, n_plus_1)
+        for stored in ([Decided.joined([n, n_plus_1])] if joined else [n, n_plus_1]):
+            await processor.store(store_conn, stored)
         assert processor.unsettled == {}  # settled once stored
         assert [r["event_id"] for r in await store_conn.fetch("SELECT event_id FROM inbox ORDER BY seq")] == ["a", "b"]
+        outbox = [r["event_type"] for r in await store_conn.fetch("SELECT event_type FROM outbox ORDER BY seq")]
+        # a's derived event, the conflict's dead letter, b's derived event
+        assert outbox == ["score.updated", "executor.listed", "score.updated"]
     assert core.handled == ["a", "b"]
 
 
@@ -163,7 +168,6 @@ async def test_the_inbox_lookup_is_planned_for_each_batch_not_once_for_an_empty_
         for n in range(8):  # batches of many ids: a generic plan (made for ten) looks cheaper than theirs
             values = [encode_obj(listing(f"plan-{n}-{i}", "hk1", executor=f"ex-{i}")) for i in range(300)]
             await processor.process(conn, batch(*values, start=n * 300))
-        plans = await conn.fetchrow(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%FROM inbox WHERE%'")
-    assert plans is not None
-    assert (plans["generic_plans"], plans["custom_plans"]) == (0, 8)
+        plans = await conn.fetch("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+                                 "WHERE statement LIKE 'SELECT event_id, content_hash FROM inbox WHERE%'")
+    assert [(r["generic_plans"], r["custom_plans"]) for r in plans] == [(0, 8)], [dict(r) for r in plans]
