@@ -31,7 +31,7 @@ from billing_harness import (
 )
 
 from schemas.codec import encode
-from schemas.events import ProviderStatement
+from schemas.events import EarningsAccrued, ProviderStatement
 from schemas.topics import BILLING, INPUT, SCORING
 from services.billing.app import make_spec
 from services.billing.ledger import balances, provider
@@ -114,6 +114,16 @@ async def check_api(port: int, ref: Reference) -> None:
         assert balance["carried_rao"] == lines[-1][1].carried_rao
         assert balance["statements"] == len(lines)
         assert balance["closed_through"] == statements[-1].billing_day
+        accruing: dict[str, dict[str, int]] = {}  # the reference's earnings on the days still open, by kind
+        for e in ref.of_type("earnings.accrued"):
+            d = e.data
+            assert isinstance(d, EarningsAccrued)
+            if d.hotkey == hotkey and d.billing_day > statements[-1].billing_day:
+                sums = accruing.setdefault(d.kind, {"amount_rao": 0, "amount_usd_micros": 0})
+                sums["amount_rao"] += d.amount_rao or 0
+                sums["amount_usd_micros"] += d.amount_usd_micros or 0
+        assert accruing, "the log leaves nothing accruing: nothing to compare"
+        assert balance["accruing"] == accruing
         assert (await http.get("/providers/nobody/balance")).status_code == 404
 
         as_csv = await http.get(f"/providers/{hotkey}/statements", params={"format": "csv"})
