@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.runtime import metrics
 from services.runtime.kafka import CachedPartitioner, send_in_order
-from services.runtime.outbox import backlog, mark_published, pending_records
+from services.runtime.outbox import mark_published, pending_records
 
 
 class Relay:
@@ -36,11 +36,10 @@ class Relay:
     async def publish_once(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of pending rows; returns how many were published."""
         last_seq, records = await pending_records(conn, self.batch)
-        if records:
+        if records:  # the backlog gauge is read from the tables at each scrape (`metrics.refresh`), not here
             await send_in_order(self.producer, self.partitioner, records)
             await mark_published(conn, last_seq)
             metrics.PUBLISHED.labels(self.service).inc(len(records))
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(await backlog(conn) if records else 0)
         return len(records)
 
     async def run(self) -> None:
