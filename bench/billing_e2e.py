@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -214,12 +215,16 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 with contextlib.suppress(Exception):
                     postgres.drop_database(server.admin_url, db_name)
+    except BaseException:
+        print(f"billing_e2e: the broker's and the service's logs are kept in {tmp}", file=sys.stderr)
+        raise
     finally:
         terminate(broker.pid)
         with contextlib.suppress(Exception):
             broker.wait(5)
         if cluster is not None:
             cluster.stop()
+    shutil.rmtree(tmp, ignore_errors=True)  # the logs of runs that went well
 
     def median(key: str) -> float:
         return float(statistics.median(r[key] for r in runs))
