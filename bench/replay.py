@@ -3,9 +3,9 @@
 Prints JSON: input events, seconds, events/s, derived events, peak RSS (MiB, the replay process and its
 benchmark-line worker added), medians over `--runs` replays with every run beside them. Usage:
     python bench/replay.py [--providers 300] [--days 13] [--log FILE] [--runs 3] [--sequential]
-The log is generated once (outside the timing) and each replay is timed in a fresh process, so the peak
-memory is the replay's own. This machine is shared and noisy (the same replay varies by up to a third):
-compare medians, and CPU seconds beside wall seconds.
+The log is generated once (outside the timing; removed at the end, unless given by `--log`) and each replay
+is timed in a fresh process, so the peak memory is the replay's own. This machine is shared and noisy (the
+same replay varies by up to a third): compare medians, and CPU seconds beside wall seconds.
 """
 
 from __future__ import annotations
@@ -51,20 +51,23 @@ def main() -> None:
     if args.child:
         child(*args.child, parallel=not args.sequential)
         return
-    tmp = Path(tempfile.mkdtemp())
-    log = args.log or tmp / "log.jsonl"
-    if not log.exists():
-        from sn51.sim import lines
+    # The generated log (~300 MB for a million events) and the replays' output live in a temporary directory,
+    # removed at the end: `--log` names a log to keep and reuse.
+    with tempfile.TemporaryDirectory(prefix="sn51-bench-replay-") as tmp_name:
+        tmp = Path(tmp_name)
+        log = args.log or tmp / "log.jsonl"
+        if not log.exists():
+            from sn51.sim import lines
 
-        with log.open("w") as f:
-            for line in lines(51, args.providers, args.days):
-                f.write(line.text + "\n")
-    runs = []
-    for _ in range(args.runs):
-        argv = [sys.executable, __file__, "--child", str(log), str(tmp / "out.jsonl")]
-        done = subprocess.run(argv + (["--sequential"] if args.sequential else []), capture_output=True, text=True,
-                              check=True)
-        runs.append(json.loads(done.stdout))
+            with log.open("w") as f:
+                for line in lines(51, args.providers, args.days):
+                    f.write(line.text + "\n")
+        runs = []
+        for _ in range(args.runs):
+            argv = [sys.executable, __file__, "--child", str(log), str(tmp / "out.jsonl")]
+            done = subprocess.run(argv + (["--sequential"] if args.sequential else []), capture_output=True,
+                                  text=True, check=True)
+            runs.append(json.loads(done.stdout))
     first = runs[0]
     result = {k: first[k] for k in ("input_events", "derived_events", "refused")}
     for key in ("seconds", "cpu_seconds", "events_per_s", "peak_rss_mib"):
@@ -72,7 +75,8 @@ def main() -> None:
     per_run = ("seconds", "cpu_seconds", "events_per_s", "peak_rss_mib", "main_peak_rss_mib", "worker_peak_rss_mib")
     result.update(runs=[{k: r[k] for k in per_run} for r in runs],
                   events_per_cpu_s=round(first["input_events"] / result["cpu_seconds"]),
-                  target_events_per_s=50_000, target_peak_rss_mib=1024, log=str(log),
+                  target_events_per_s=50_000, target_peak_rss_mib=1024,
+                  log=str(args.log) if args.log else f"generated: {args.providers} providers, {args.days} days",
                   million_events=first["input_events"] >= 1_000_000, parallel=not args.sequential,
                   meets_target=result["events_per_s"] >= 50_000 and result["peak_rss_mib"] < 1024)
     print(json.dumps(result))
