@@ -1,9 +1,10 @@
-"""The consumer loop: poll a batch, decide it, store it in one PostgreSQL transaction, then commit the offsets
-(the next batches are decided while one is stored).
+"""The consumer loop: poll a batch and decide it; a writer stores decided batches in PostgreSQL transactions
+(every batch waiting for it in one) and commits their offsets after each (the next batches are decided while
+one is stored).
 
-Commit policy: offsets are committed after, and only after, the transaction of the batch committed; a crash
-in between redelivers the batch, which the inbox turns into duplicates (no effect) and the dead-letter and
-outbox tables into no-ops. `enable_auto_commit=False`, `auto_offset_reset="earliest"`.
+Commit policy: offsets are committed after, and only after, the transaction that stored their batches
+committed; a crash in between redelivers those batches, which the inbox turns into duplicates (no effect) and
+the dead-letter and outbox tables into no-ops. `enable_auto_commit=False`, `auto_offset_reset="earliest"`.
 
 Why aiokafka directly and not FastStream (the project guide's preference): the runtime must control the
 order poll -> transaction -> offset commit per batch, must re-fold the inbox before the first poll, and must
