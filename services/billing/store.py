@@ -245,19 +245,22 @@ class Rows:
     days: list[DayRows]
 
 
+def _add(sums: EarningSums, key: EarningKey, rao: int, usd: int, events: int) -> None:
+    acc = sums.get(key)
+    if acc is None:
+        sums[key] = [rao, usd, events]
+    else:
+        acc[0] += rao
+        acc[1] += usd
+        acc[2] += events
+
+
 def add_earnings(sums: EarningSums, events: Iterable[Event]) -> EarningSums:
     """Add the `earnings.accrued` among `events` to `sums` (in place; returned)."""
     for e in events:
         d = e.data
-        if not isinstance(d, EarningsAccrued):
-            continue
-        key = (d.hotkey, d.billing_day, d.kind)
-        acc = sums.get(key)
-        if acc is None:
-            acc = sums[key] = [0, 0, 0]
-        acc[0] += d.amount_rao or 0
-        acc[1] += d.amount_usd_micros or 0
-        acc[2] += 1
+        if isinstance(d, EarningsAccrued):
+            _add(sums, (d.hotkey, d.billing_day, d.kind), d.amount_rao or 0, d.amount_usd_micros or 0, 1)
     return sums
 
 
@@ -301,13 +304,7 @@ async def add_earning_days(conn: asyncpg.Connection, batch: Sequence[Rows]) -> N
     sums: EarningSums = {}
     for rows in batch:
         for key, (rao, usd, n) in rows.earnings.items():
-            acc = sums.get(key)
-            if acc is None:
-                sums[key] = [rao, usd, n]
-            else:
-                acc[0] += rao
-                acc[1] += usd
-                acc[2] += n
+            _add(sums, key, rao, usd, n)
     if not sums:
         return
     keys = sorted(sums)
