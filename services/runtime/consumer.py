@@ -5,6 +5,8 @@ one is stored).
 Commit policy: offsets are committed after, and only after, the transaction that stored their batches
 committed; a crash in between redelivers those batches, which the inbox turns into duplicates (no effect) and
 the dead-letter and outbox tables into no-ops. `enable_auto_commit=False`, `auto_offset_reset="earliest"`.
+After each commit the relay is woken (`on_commit`) with the outbox rows the transaction queued, if one COPY
+queued them all (`outbox.Queued`).
 
 Why aiokafka directly and not FastStream (the project guide's preference): the runtime must control the
 order poll -> transaction -> offset commit per batch, must re-fold the inbox before the first poll, and must
@@ -26,7 +28,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.runtime.outbox import Message
+from services.runtime.outbox import Message, Queued
 from services.runtime.processor import Accepted, DeadLetter, Decided, Processor
 from services.runtime.settings import Settings
 
@@ -81,26 +83,51 @@ def next_offsets(messages: Iterable[Message]) -> dict[TopicPartition, int]:
     return out
 
 
+class Committer:
+    """Commits offsets behind the writer. The writer hands over the offsets of each transaction once it has
+    committed and goes on to the next one; one offset commit runs at a time, with the latest offsets handed
+    over (they only grow), so the broker's round trip, tens of milliseconds and at times hundreds, never holds
+    up a transaction."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+        self.pending: dict[TopicPartition, int] = {}
+        self._handed = asyncio.Event()
+
+    def hand(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """The offsets of a transaction that has committed (after those handed before)."""
+        self.pending.update(offsets)
+        self._handed.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._handed.wait()
+            self._handed.clear()
+            offsets, self.pending = self.pending, {}
+            await self.consumer.commit(offsets)
+
+
 async def consume(
     consumer: AIOKafkaConsumer,
     pool: asyncpg.Pool,
     processor: Processor,
     settings: Settings,
-    on_commit: Callable[[], None] = lambda: None,
+    on_commit: Callable[[Queued | None], None] = lambda queued: None,
 ) -> None:
     """Run forever (until cancelled or until something fails, which propagates).
 
     Two steps side by side: this loop polls and has the core decide batch after batch, and a writer stores
-    them, one transaction at a time, in the order they were decided, committing each transaction's offsets
-    after it. Up to `settings.decided_ahead` decided batches wait for the writer (then the loop waits); the
-    writer takes every batch waiting at once, in one transaction: a poll that brought a few messages costs a
-    transaction of its own only when the writer was idle. A failure of either step ends the loop with its
-    exception, and nothing decided after a failed store is stored.
+    them, one transaction at a time, in the order they were decided, handing each transaction's offsets to
+    the `Committer` after it. Up to `settings.decided_ahead` decided batches wait for the writer (then the
+    loop waits); the writer takes every batch waiting at once, in one transaction: a poll that brought a few
+    messages costs a transaction of its own only when the writer was idle. A failure of any step (or of an
+    offset commit) ends the loop with its exception, and nothing decided after a failed store is stored.
 
     The loop holds two connections while it runs: one looks batches up in the inbox, the other stores them.
     Taken from the pool for each batch, every release cost a reset round trip (`pg_advisory_unlock_all();
     CLOSE ALL; ...`) that the next store waited for."""
     waiting: asyncio.Queue[Decided] = asyncio.Queue(maxsize=max(settings.decided_ahead, 1))
+    committer = Committer(consumer)
 
     async def write(writer: asyncpg.Connection) -> None:
         while True:
@@ -108,10 +135,21 @@ async def consume(
             while not waiting.empty():
                 batches.append(waiting.get_nowait())
             decided = Decided.joined(batches)
-            await processor.store(writer, decided)
-            if any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
-                on_commit()
-            await consumer.commit(next_offsets(decided.messages))
+            queued = await processor.store(writer, decided)
+            if queued is not None or any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
+                on_commit(queued)
+            committer.hand(next_offsets(decided.messages))
+
+    async def write_and_commit(writer: asyncpg.Connection) -> None:
+        """The writer and the committer, until one of them fails."""
+        steps = [asyncio.create_task(write(writer)), asyncio.create_task(committer.run())]
+        try:
+            done, _ = await asyncio.wait(steps, return_when=asyncio.FIRST_EXCEPTION)
+            for step in done:
+                step.result()
+        finally:
+            for step in steps:
+                step.cancel()
 
     async def queue(decided: Decided, writing: asyncio.Task[None]) -> None:
         """Queue a decided batch for the writer, once there is room; raises what the writer raised."""
@@ -127,7 +165,7 @@ async def consume(
             writing.result()  # nothing decided after a failed store is stored
 
     async with pool.acquire() as lookup, pool.acquire() as writer:
-        writing = asyncio.create_task(write(writer), name="store")
+        writing = asyncio.create_task(write_and_commit(writer), name="store")
         try:
             while True:
                 if writing.done():

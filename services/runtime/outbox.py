@@ -10,6 +10,10 @@ Publication is a position, not a mark per row: the relay publishes the rows afte
 published_seq` in seq order and then moves the position. That is sound only if rows become visible in seq
 order, so every writer takes the outbox lock (an advisory lock held to the end of its transaction) right
 before it inserts: a row with a smaller seq is then always committed (or rolled back) before a larger one.
+
+Held under that lock, one COPY's rows take consecutive seqs; `copy_rows` returns the last, and the consumer
+hands what a committed transaction queued to the relay as `Queued` rows, which spares the relay reading them
+back. The table stays the truth: the relay publishes from memory only rows that follow its position directly.
 """
 
 from __future__ import annotations
@@ -105,20 +109,42 @@ async def write_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> Non
             )
 
 
-async def copy_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
+async def copy_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> int | None:
     """`write_rows` for rows whose ids cannot be queued yet (the derived events of events just accepted into
     the inbox: each id names its cause, and a cause is accepted once), with COPY: several times cheaper for
     the database than one INSERT per row. If an id is there after all, the COPY fails and `write_rows`
-    decides, in a savepoint, so the transaction goes on."""
+    decides, in a savepoint, so the transaction goes on.
+
+    Returns the seq of the last row when the COPY queued them all (under the lock: `rows` took the seqs up to
+    it, in order); None when there were none or `write_rows` decided."""
     if not rows:
-        return
+        return None
     records = [(r.event_id, r.event_type, r.topic, r.key, r.value, _headers_json(r.headers)) for r in rows]
     try:
         async with conn.transaction():
             await lock_outbox(conn)
             await conn.copy_records_to_table("outbox", records=records, columns=OUTBOX_COLUMNS)
+            return int(await conn.fetchval("SELECT currval(pg_get_serial_sequence('outbox', 'seq'))"))
     except asyncpg.UniqueViolationError:
         await write_rows(conn, rows)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """The outbox rows one committed transaction queued by one COPY: their seqs run up to `last_seq`."""
+
+    last_seq: int
+    rows: Sequence[OutboxRow]
+
+    @property
+    def first_seq(self) -> int:
+        return self.last_seq - len(self.rows) + 1
+
+    def records_after(self, position: int) -> list[Record]:
+        """Producer records of the rows after `position` (which lies in or just before the run)."""
+        return [(r.topic, r.key, r.value, [(k, v.encode()) for k, v in r.headers])
+                for r in self.rows[max(position + 1 - self.first_seq, 0):]]
 
 
 async def write_events(conn: asyncpg.Connection, events: Iterable[Event], topic_prefix: str = "") -> None:
@@ -135,6 +161,11 @@ async def pending_records(conn: asyncpg.Connection, limit: int) -> tuple[int, li
         for r in rows
     ]
     return (rows[-1][0] if rows else 0), records
+
+
+async def published_position(conn: asyncpg.Connection) -> int:
+    """The seq of the last published row."""
+    return int(await conn.fetchval("SELECT published_seq FROM relay_position"))
 
 
 async def mark_published(conn: asyncpg.Connection, last_seq: int) -> None:

@@ -35,7 +35,15 @@ from schemas.topics import ROUTES
 from services.core import Core, awaits_origin, takes
 from services.runtime import metrics
 from services.runtime.logging import for_event, get_logger
-from services.runtime.outbox import Message, OutboxRow, copy_rows, dead_letter_row, event_row, write_rows
+from services.runtime.outbox import (
+    Message,
+    OutboxRow,
+    Queued,
+    copy_rows,
+    dead_letter_row,
+    event_row,
+    write_rows,
+)
 from services.runtime.projection import Projection
 
 INBOX_COLUMNS = ("event_id", "event_type", "content_hash", "raw", "source_topic", "source_partition", "source_offset")
@@ -255,9 +263,10 @@ class Processor:
                 turn = self.clock()
         return batch
 
-    async def store(self, conn: asyncpg.Connection, decided: Decided) -> None:
+    async def store(self, conn: asyncpg.Connection, decided: Decided) -> Queued | None:
         """Write a decided batch in ONE transaction: the projection, the inbox, dead letters, the outbox. Its
-        accepted ids are settled once it has committed."""
+        accepted ids are settled once it has committed. Returns the outbox rows it queued when one COPY queued
+        them all (for the relay: `outbox.Queued`)."""
         outcomes = decided.outcomes
         async with conn.transaction():
             if self.project is not None:
@@ -266,28 +275,32 @@ class Processor:
                         await self.project(conn, o.event, o.derived)
             if self.projection is not None and decided.prepared:
                 await self.projection.write(conn, decided.prepared)
-            await self._write(conn, decided)
+            queued = await self._write(conn, decided)
         for o in outcomes:
             if isinstance(o, Accepted):
                 self.unsettled.pop(o.event.id, None)
         self._count(outcomes, self.clock() - decided.started)
+        return queued
 
-    async def _write(self, conn: asyncpg.Connection, decided: Decided) -> None:
+    async def _write(self, conn: asyncpg.Connection, decided: Decided) -> Queued | None:
         if decided.inbox:  # ids checked against the inbox and `unsettled` by the only writer: COPY
             await conn.copy_records_to_table("inbox", records=decided.inbox, columns=INBOX_COLUMNS)
         dead = [o for o in decided.outcomes if isinstance(o, DeadLetter)]
-        if dead:
-            await conn.executemany(
-                """INSERT INTO dead_letter (code, reason, event_id, event_type, raw, source_topic,
-                                            source_partition, source_offset)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                   ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING""",
-                [
-                    (d.code, d.reason, d.event_id, d.event_type, d.message.value, d.message.topic,
-                     d.message.partition, d.message.offset)
-                    for d in dead
-                ],
-            )
+        if not dead:  # derived events only (the usual batch): one COPY
+            rows = [r for r in decided.outbox if isinstance(r, OutboxRow)]
+            last_seq = await copy_rows(conn, rows)
+            return None if last_seq is None else Queued(last_seq, rows)
+        await conn.executemany(
+            """INSERT INTO dead_letter (code, reason, event_id, event_type, raw, source_topic,
+                                        source_partition, source_offset)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING""",
+            [
+                (d.code, d.reason, d.event_id, d.event_type, d.message.value, d.message.topic,
+                 d.message.partition, d.message.offset)
+                for d in dead
+            ],
+        )
         # Outbox rows in outcome order: derived events by COPY (their causes were accepted just now, so their
         # ids are new), dead letters by INSERT ... ON CONFLICT (a redelivered refusal is refused again).
         run: list[OutboxRow] = []
@@ -301,6 +314,7 @@ class Processor:
                 dead_letter_row(self.service, row.message, row.code, row.reason, row.event_type, self.topic_prefix)
             ])
         await copy_rows(conn, run)
+        return None  # the relay reads these from the table (an INSERT ... ON CONFLICT may leave a seq unused)
 
     def _count(self, outcomes: Sequence[Outcome], seconds: float) -> None:
         svc = self.service

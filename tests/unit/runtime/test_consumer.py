@@ -53,11 +53,15 @@ class FakeRecord:
 
 
 class FakeConsumer:
-    """Hands out one record per poll, `total` of them, then nothing; records the commits."""
+    """Hands out one record per poll, `total` of them, then nothing; records the commits, each of which takes
+    `commit_seconds` (the broker's round trip) and, from the `fail_commit`-th on, fails."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, commit_seconds: float = 0.0, fail_commit: int | None = None,
+                 log: list[tuple[str, tuple[int, ...]]] | None = None) -> None:
         self.next, self.total = 0, total
+        self.commit_seconds, self.fail_commit = commit_seconds, fail_commit
         self.commits: list[int] = []
+        self.log = log if log is not None else []
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[FakeRecord]]:
         await asyncio.sleep(0)
@@ -68,7 +72,13 @@ class FakeConsumer:
         return {TopicPartition("t", 0): [FakeRecord(self.next - 1)]}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(offsets[TopicPartition("t", 0)])
+        offset = offsets[TopicPartition("t", 0)]
+        self.log.append(("commit", (offset,)))
+        await asyncio.sleep(self.commit_seconds)
+        if self.fail_commit is not None and len(self.commits) + 1 >= self.fail_commit:
+            raise ConnectionError("the coordinator went away")
+        self.commits.append(offset)
+        self.log.append(("committed", (offset,)))
 
 
 class FakePool:
@@ -116,12 +126,25 @@ async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int)
             await task
 
 
+def committed_only_what_was_stored(log: list[tuple[str, tuple[int, ...]]]) -> bool:
+    """Every commit, when it was sent, covered only offsets whose transaction had committed."""
+    stored = 0
+    for step, offsets in log:
+        if step == "stored":
+            stored = offsets[-1] + 1
+        elif step == "commit" and offsets[0] > stored:
+            return False
+    return True
+
+
 async def test_the_core_decides_ahead_and_the_writer_stores_what_waits_in_one_transaction_in_order() -> None:
-    processor, consumer = FakeProcessor(), FakeConsumer(8)
+    processor = FakeProcessor()
+    consumer = FakeConsumer(8, log=processor.log)
     await run_loop(processor, consumer, ahead=3)
     stored = processor.steps("stored")
     assert [o for offsets in stored for o in offsets] == list(range(8))  # each once, in order
     assert consumer.commits == [offsets[-1] + 1 for offsets in stored]  # after each transaction, its offsets
+    assert committed_only_what_was_stored(processor.log)
     first_stored = processor.log.index(("stored", (0,)))
     # While batch 0 was being stored, batches 1, 2 and 3 were decided and queued (three wait at most), and 4
     # decided, waiting for room ...
@@ -140,4 +163,23 @@ async def test_a_failed_store_ends_the_loop_and_nothing_after_it_is_stored_or_co
         await run_loop(processor, consumer, ahead=3)
     assert processor.steps("stored") == [(0,)]
     assert processor.steps("store") == [(0,), (1, 2, 3)]
+    assert consumer.commits == [1]
+
+
+async def test_the_writer_does_not_wait_for_the_offset_commit() -> None:
+    processor = FakeProcessor()
+    consumer = FakeConsumer(6, commit_seconds=0.1, log=processor.log)  # a commit: five stores' time
+    await run_loop(processor, consumer, ahead=1)
+    log = processor.log
+    first_commit, first_committed = log.index(("commit", (1,))), log.index(("committed", (1,)))
+    assert ("stored", (1,)) in log[first_commit:first_committed]  # the next transaction went on meanwhile
+    assert committed_only_what_was_stored(log)
+    assert consumer.commits[-1] == 6 and consumer.commits == sorted(consumer.commits)
+    assert len(consumer.commits) < len(processor.steps("stored"))  # the latest offsets at each round
+
+
+async def test_a_failed_offset_commit_ends_the_loop() -> None:
+    processor, consumer = FakeProcessor(), FakeConsumer(8, commit_seconds=0.005, fail_commit=2)
+    with pytest.raises(ConnectionError, match="the coordinator went away"):
+        await run_loop(processor, consumer, ahead=1)
     assert consumer.commits == [1]

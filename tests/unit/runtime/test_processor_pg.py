@@ -171,3 +171,20 @@ async def test_the_inbox_lookup_is_planned_for_each_batch_not_once_for_an_empty_
         plans = await conn.fetch("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
                                  "WHERE statement LIKE 'SELECT event_id, content_hash FROM inbox WHERE%'")
     assert [(r["generic_plans"], r["custom_plans"]) for r in plans] == [(0, 8)], [dict(r) for r in plans]
+
+
+async def test_a_store_hands_the_relay_exactly_the_rows_its_copy_queued(db: Db) -> None:
+    processor = Processor(db.service, CountingCore(), project)
+    async with db.pool.acquire() as conn:
+        clean = await processor.decide(conn, batch(encode_obj(listing("a", "hk1")), encode_obj(listing("b", "hk2"))))
+        queued = await processor.store(conn, clean)
+        assert queued is not None
+        table = await conn.fetch("SELECT seq, event_id FROM outbox ORDER BY seq")
+        assert [(r["seq"], r["event_id"]) for r in table] == [
+            (queued.first_seq + i, row.event_id) for i, row in enumerate(queued.rows)
+        ]
+        assert len(queued.rows) == 2
+        # A batch with a dead letter queues by INSERT ... ON CONFLICT as well: the relay reads the table.
+        faulty = await processor.decide(conn, batch(b"{oops", encode_obj(listing("c", "hk3")), start=2))
+        assert await processor.store(conn, faulty) is None
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 4
