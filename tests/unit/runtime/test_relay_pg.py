@@ -86,7 +86,7 @@ async def test_a_copy_returns_the_seq_of_its_last_row_and_its_rows_are_consecuti
 
 async def test_handed_rows_are_published_from_memory(pool: asyncpg.Pool, recorder: Recorder) -> None:
     async with pool.acquire() as conn:
-        relay = Relay("t", pool, producer=None, batch=100)  # type: ignore[arg-type]
+        relay = Relay("t", pool, producer=None, batch=100)
         await drain(relay, conn)  # reads the (empty) table and its position
         reads = recorder.table_reads
         relay.wake(await copy(conn, [row(1), row(2)]))
@@ -100,7 +100,7 @@ async def test_handed_rows_are_published_from_memory(pool: asyncpg.Pool, recorde
 
 async def test_rows_queued_by_others_go_first_from_the_table(pool: asyncpg.Pool, recorder: Recorder) -> None:
     async with pool.acquire() as conn:
-        relay = Relay("t", pool, producer=None, batch=2)  # type: ignore[arg-type]
+        relay = Relay("t", pool, producer=None, batch=2)
         await write_rows(conn, [row(1)])  # a dead letter or a background task's event: not handed
         relay.wake(await copy(conn, [row(2), row(3), row(4)]))
         await drain(relay, conn)
@@ -110,7 +110,7 @@ async def test_rows_queued_by_others_go_first_from_the_table(pool: asyncpg.Pool,
 
 async def test_a_rolled_back_seq_sends_the_relay_to_the_table_once(pool: asyncpg.Pool, recorder: Recorder) -> None:
     async with pool.acquire() as conn:
-        relay = Relay("t", pool, producer=None)  # type: ignore[arg-type]
+        relay = Relay("t", pool, producer=None)
         relay.wake(await copy(conn, [row(1)]))
         tx = conn.transaction()
         await tx.start()
@@ -123,7 +123,7 @@ async def test_a_rolled_back_seq_sends_the_relay_to_the_table_once(pool: asyncpg
 
 async def test_past_the_hand_limit_the_table_serves(pool: asyncpg.Pool, recorder: Recorder) -> None:
     async with pool.acquire() as conn:
-        relay = Relay("t", pool, producer=None, hand_limit=3)  # type: ignore[arg-type]
+        relay = Relay("t", pool, producer=None, hand_limit=3)
         await drain(relay, conn)
         relay.wake(await copy(conn, [row(1), row(2)]))
         relay.wake(await copy(conn, [row(3), row(4)]))  # 4 rows would wait: the first two are dropped
@@ -137,7 +137,7 @@ async def test_any_mix_of_handed_and_other_writes_publishes_each_row_once_in_ord
 ) -> None:
     rng = random.Random(51)
     async with pool.acquire() as conn:
-        relay = Relay("t", pool, producer=None, batch=3, hand_limit=8)  # type: ignore[arg-type]
+        relay = Relay("t", pool, producer=None, batch=3, hand_limit=8)
         n = 0
         for _ in range(60):
             rows = [row(n + i) for i in range(rng.randint(1, 4))]
