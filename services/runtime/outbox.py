@@ -11,9 +11,10 @@ published_seq` in seq order and then moves the position. That is sound only if r
 order, so every writer takes the outbox lock (an advisory lock held to the end of its transaction) right
 before it inserts: a row with a smaller seq is then always committed (or rolled back) before a larger one.
 
-Held under that lock, one COPY's rows take consecutive seqs; `copy_rows` returns the last, and the consumer
-hands what a committed transaction queued to the relay as `Queued` rows, which spares the relay reading them
-back. The table stays the truth: the relay publishes from memory only rows that follow its position directly.
+Under that lock, one COPY's rows take consecutive seqs. The consumer hands what a committed transaction
+queued by one COPY to the relay (`Queued`), which spares the relay reading the rows back: it looks up the
+seqs of the first and the last (`Queued.span`) and publishes the rows from memory only if they follow its
+position directly. The table stays the truth.
 """
 
 from __future__ import annotations
@@ -109,42 +110,41 @@ async def write_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> Non
             )
 
 
-async def copy_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> int | None:
-    """`write_rows` for rows whose ids cannot be queued yet (the derived events of events just accepted into
-    the inbox: each id names its cause, and a cause is accepted once), with COPY: several times cheaper for
-    the database than one INSERT per row. If an id is there after all, the COPY fails and `write_rows`
-    decides, in a savepoint, so the transaction goes on.
+OUTBOX_ID_KEY = "outbox_event_id_key"
+"""The name PostgreSQL gave the outbox's UNIQUE (event_id): a COPY of a queued id fails on it."""
 
-    Returns the seq of the last row when the COPY queued them all (under the lock: `rows` took the seqs up to
-    it, in order); None when there were none or `write_rows` decided."""
-    if not rows:
-        return None
-    records = [(r.event_id, r.event_type, r.topic, r.key, r.value, _headers_json(r.headers)) for r in rows]
-    try:
-        async with conn.transaction():
-            await lock_outbox(conn)
-            await conn.copy_records_to_table("outbox", records=records, columns=OUTBOX_COLUMNS)
-            return int(await conn.fetchval("SELECT currval(pg_get_serial_sequence('outbox', 'seq'))"))
-    except asyncpg.UniqueViolationError:
-        await write_rows(conn, rows)
-        return None
+
+async def copy_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
+    """Queue rows whose ids cannot be queued yet (the derived events of events just accepted into the inbox:
+    each id names its cause, and a cause is accepted once) with COPY, several times cheaper for the database
+    than one INSERT per row. Inside the caller's transaction, which holds the outbox lock (`lock_outbox`).
+    An id queued already fails the COPY, and the transaction with it (`UniqueViolationError` on
+    `OUTBOX_ID_KEY`); the caller then stores again with `write_rows` (`Processor.store`)."""
+    if rows:
+        records = [(r.event_id, r.event_type, r.topic, r.key, r.value, _headers_json(r.headers)) for r in rows]
+        await conn.copy_records_to_table("outbox", records=records, columns=OUTBOX_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
 class Queued:
-    """The outbox rows one committed transaction queued by one COPY: their seqs run up to `last_seq`."""
+    """The outbox rows (at least one) one committed transaction queued by one COPY, under the outbox lock."""
 
-    last_seq: int
     rows: Sequence[OutboxRow]
 
-    @property
-    def first_seq(self) -> int:
-        return self.last_seq - len(self.rows) + 1
+    async def span(self, conn: asyncpg.Connection) -> tuple[int, int] | None:
+        """The seqs of the first and the last row: consecutive seqs hold all the rows. None if the table says
+        otherwise (not expected)."""
+        ids = [self.rows[0].event_id, self.rows[-1].event_id]
+        first, last, found = await conn.fetchrow(
+            "SELECT min(seq), max(seq), count(*) FROM outbox WHERE event_id = ANY($1::text[])", ids)
+        if found != len(set(ids)) or last - first + 1 != len(self.rows):  # (checked in this order: both found)
+            return None
+        return int(first), int(last)
 
-    def records_after(self, position: int) -> list[Record]:
-        """Producer records of the rows after `position` (which lies in or just before the run)."""
+    def records_after(self, first_seq: int, position: int) -> list[Record]:
+        """Producer records of the rows (seqs from `first_seq` on) after `position`."""
         return [(r.topic, r.key, r.value, [(k, v.encode()) for k, v in r.headers])
-                for r in self.rows[max(position + 1 - self.first_seq, 0):]]
+                for r in self.rows[max(position + 1 - first_seq, 0):]]
 
 
 async def write_events(conn: asyncpg.Connection, events: Iterable[Event], topic_prefix: str = "") -> None:

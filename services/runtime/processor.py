@@ -36,12 +36,14 @@ from services.core import Core, awaits_origin, takes
 from services.runtime import metrics
 from services.runtime.logging import for_event, get_logger
 from services.runtime.outbox import (
+    OUTBOX_ID_KEY,
     Message,
     OutboxRow,
     Queued,
     copy_rows,
     dead_letter_row,
     event_row,
+    lock_outbox,
     write_rows,
 )
 from services.runtime.projection import Projection
@@ -266,55 +268,74 @@ class Processor:
     async def store(self, conn: asyncpg.Connection, decided: Decided) -> Queued | None:
         """Write a decided batch in ONE transaction: the projection, the inbox, dead letters, the outbox. Its
         accepted ids are settled once it has committed. Returns the outbox rows it queued when one COPY queued
-        them all (for the relay: `outbox.Queued`)."""
-        outcomes = decided.outcomes
+        them all (for the relay: `outbox.Queued`).
+
+        The derived events go in by COPY, which fails the transaction if one of their ids is queued already
+        (not expected: each names a cause accepted in this very batch); the batch is then stored again, the
+        outbox rows by INSERT ... ON CONFLICT, which skips what is queued (a savepoint around every COPY
+        would cost two round trips per batch for a case that does not happen)."""
+        try:
+            queued = await self._store(conn, decided, copy=True)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name != OUTBOX_ID_KEY:
+                raise
+            self.log.warning("an outbox id was queued already; storing the batch again", error=str(error))
+            queued = await self._store(conn, decided, copy=False)
+        for o in decided.outcomes:
+            if isinstance(o, Accepted):
+                self.unsettled.pop(o.event.id, None)
+        self._count(decided.outcomes, self.clock() - decided.started)
+        return queued
+
+    async def _store(self, conn: asyncpg.Connection, decided: Decided, *, copy: bool) -> Queued | None:
         async with conn.transaction():
+            if decided.outbox:
+                await lock_outbox(conn)  # held to the commit (see `outbox`)
             if self.project is not None:
-                for o in outcomes:
+                for o in decided.outcomes:
                     if isinstance(o, Accepted):
                         await self.project(conn, o.event, o.derived)
             if self.projection is not None and decided.prepared:
                 await self.projection.write(conn, decided.prepared)
-            queued = await self._write(conn, decided)
-        for o in outcomes:
-            if isinstance(o, Accepted):
-                self.unsettled.pop(o.event.id, None)
-        self._count(outcomes, self.clock() - decided.started)
-        return queued
+            return await self._write(conn, decided, copy=copy)
 
-    async def _write(self, conn: asyncpg.Connection, decided: Decided) -> Queued | None:
+    async def _write(self, conn: asyncpg.Connection, decided: Decided, *, copy: bool) -> Queued | None:
         if decided.inbox:  # ids checked against the inbox and `unsettled` by the only writer: COPY
             await conn.copy_records_to_table("inbox", records=decided.inbox, columns=INBOX_COLUMNS)
         dead = [o for o in decided.outcomes if isinstance(o, DeadLetter)]
-        if not dead:  # derived events only (the usual batch): one COPY
+        if copy and not dead:  # derived events only (the usual batch): one COPY
             rows = [r for r in decided.outbox if isinstance(r, OutboxRow)]
-            last_seq = await copy_rows(conn, rows)
-            return None if last_seq is None else Queued(last_seq, rows)
-        await conn.executemany(
-            """INSERT INTO dead_letter (code, reason, event_id, event_type, raw, source_topic,
-                                        source_partition, source_offset)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-               ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING""",
-            [
-                (d.code, d.reason, d.event_id, d.event_type, d.message.value, d.message.topic,
-                 d.message.partition, d.message.offset)
-                for d in dead
-            ],
-        )
+            await copy_rows(conn, rows)
+            return Queued(rows) if rows else None
+        if dead:
+            await conn.executemany(
+                """INSERT INTO dead_letter (code, reason, event_id, event_type, raw, source_topic,
+                                            source_partition, source_offset)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING""",
+                [
+                    (d.code, d.reason, d.event_id, d.event_type, d.message.value, d.message.topic,
+                     d.message.partition, d.message.offset)
+                    for d in dead
+                ],
+            )
         # Outbox rows in outcome order: derived events by COPY (their causes were accepted just now, so their
-        # ids are new), dead letters by INSERT ... ON CONFLICT (a redelivered refusal is refused again).
+        # ids are new) or, stored again, by INSERT ... ON CONFLICT; dead letters by INSERT ... ON CONFLICT (a
+        # redelivered refusal is refused again). The relay reads these from the table (a skipped INSERT
+        # leaves its seq unused).
+        derived = copy_rows if copy else write_rows
         run: list[OutboxRow] = []
         for row in decided.outbox:
             if isinstance(row, OutboxRow):
                 run.append(row)
                 continue
-            await copy_rows(conn, run)
+            await derived(conn, run)
             run = []
             await write_rows(conn, [
                 dead_letter_row(self.service, row.message, row.code, row.reason, row.event_type, self.topic_prefix)
             ])
-        await copy_rows(conn, run)
-        return None  # the relay reads these from the table (an INSERT ... ON CONFLICT may leave a seq unused)
+        await derived(conn, run)
+        return None
 
     def _count(self, outcomes: Sequence[Outcome], seconds: float) -> None:
         svc = self.service

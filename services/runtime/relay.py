@@ -4,11 +4,12 @@ At-least-once: a crash between the broker's ack and the mark republishes those r
 drop them as duplicates (same id, same content). A plain producer with acks=all; no idempotent or
 transactional producer (Tansu refuses them). Any error propagates and ends the process.
 
-Where the rows come from: the consumer hands over what each committed transaction queued (`wake(queued)`),
-and the relay publishes those from memory when they follow its position directly (one COPY's rows have
-consecutive seqs, and rows become visible in seq order: see `outbox`). Anything else it reads from the
-table: rows other writers queued (dead letters, background tasks), a gap left by a rolled-back seq, what is
-pending at start-up, or what was handed while more than `hand_limit` rows already waited.
+Where the rows come from: the consumer hands over what each committed transaction queued by one COPY
+(`wake(queued)`), and the relay publishes those from memory when they follow its position directly (one
+COPY's rows have consecutive seqs, and rows become visible in seq order: see `outbox`); finding that out
+costs one index lookup of two ids, against reading every row back. Anything else it reads from the table:
+rows other writers queued (dead letters, background tasks), a gap left by a rolled-back seq, what is pending
+at start-up, or what was handed while more than `hand_limit` rows already waited.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._handed: deque[Queued] = deque()
         self._handed_rows = 0
+        self._span: tuple[Queued, int, int] | None = None  # the first handed rows' seqs, once looked up
         self.position: int | None = None  # the last published seq, once read
         self.partitioner = CachedPartitioner()
 
@@ -51,28 +53,30 @@ class Relay:
             self._handed_rows += len(queued.rows)
         self._wake.set()
 
-    def _take_handed(self, position: int) -> Queued | None:
-        """The handed rows that follow `position` directly, if any; drops what the table served meanwhile."""
+    async def _take_handed(self, conn: asyncpg.Connection, position: int) -> tuple[int, list[Record]] | None:
+        """The last seq and the records of the handed rows that follow `position` directly, if any; drops what
+        the table served meanwhile."""
         while self._handed:
-            first = self._handed[0]
-            if first.last_seq > position and first.first_seq > position + 1:
-                return None  # rows before it were queued by someone else, or a seq was left unused: the table
+            queued = self._handed[0]
+            if self._span is None or self._span[0] is not queued:
+                first, last = await queued.span(conn) or (0, 0)  # not as expected: dropped, the table serves
+                self._span = (queued, first, last)
+                continue  # `wake` may have dropped it meanwhile
+            _, first, last = self._span
+            if last > position and first > position + 1:
+                return None  # rows before these were queued by someone else, or a seq was left unused: the table
             self._handed.popleft()
-            self._handed_rows -= len(first.rows)
-            if first.last_seq > position:
-                return first
+            self._handed_rows -= len(queued.rows)
+            if last > position:
+                return last, queued.records_after(first, position)
         return None
 
     async def publish_once(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of pending rows; returns how many were published."""
         if self.position is None:
             self.position = await published_position(conn)
-        handed = self._take_handed(self.position)
-        records: list[Record]
-        if handed is not None:
-            last_seq, records = handed.last_seq, handed.records_after(self.position)
-        else:
-            last_seq, records = await pending_records(conn, self.batch)
+        handed = await self._take_handed(conn, self.position)
+        last_seq, records = handed if handed is not None else await pending_records(conn, self.batch)
         if records:  # the backlog gauge is read from the tables at each scrape (`metrics.refresh`), not here
             await send_in_order(self.producer, self.partitioner, records)
             await mark_published(conn, last_seq)

@@ -3,8 +3,8 @@
 The relay publishes the rows after `relay_position.published_seq` in seq order; that loses nothing only if
 rows become visible in seq order, which the outbox lock guarantees. These tests hold that: a writer that
 inserted first but commits late keeps the later writer's rows invisible until it commits, a COPY of an id
-already queued falls back to INSERT ... ON CONFLICT without failing the transaction, and the migration from
-per-row marks keeps every unpublished row pending.
+already queued fails on the key `Processor.store` recognises, and the migration from per-row marks keeps
+every unpublished row pending.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ import asyncpg
 import pytest
 
 from services.runtime.db import RUNTIME_MIGRATIONS, create_pool, migrate, schema_name
-from services.runtime.outbox import OutboxRow, backlog, copy_rows, mark_published, pending_records, write_rows
+from services.runtime.outbox import (
+    OUTBOX_ID_KEY,
+    OutboxRow,
+    backlog,
+    copy_rows,
+    lock_outbox,
+    mark_published,
+    pending_records,
+    write_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +56,8 @@ async def test_rows_become_visible_in_seq_order(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as first, pool.acquire() as second, pool.acquire() as relay:
         tx = first.transaction()
         await tx.start()
-        await copy_rows(first, [row(1), row(2)])  # holds the outbox lock until it commits
+        await lock_outbox(first)  # held until it commits
+        await copy_rows(first, [row(1), row(2)])
 
         async def later() -> None:
             await write_rows(second, [row(3)])
@@ -71,13 +81,15 @@ async def test_the_position_moves_forward_only(pool: asyncpg.Pool) -> None:
         await mark_published(conn, pending[0][0])  # a stale relay cannot move it back
         assert await backlog(conn) == 2
 
-async def test_a_copy_of_a_queued_id_falls_back_to_insert_on_conflict(pool: asyncpg.Pool) -> None:
+async def test_a_copy_of_a_queued_id_fails_on_the_outbox_id_key(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await write_rows(conn, [row(1)])
-        async with conn.transaction():
-            await copy_rows(conn, [row(1), row(2)])
-            await conn.execute("SELECT 1")  # the transaction is still usable
-        assert [e for _, e in await unpublished(conn, 10)] == ["ev-1", "ev-2"]
+        with pytest.raises(asyncpg.UniqueViolationError) as raised:
+            async with conn.transaction():
+                await lock_outbox(conn)
+                await copy_rows(conn, [row(2), row(1)])
+        assert raised.value.constraint_name == OUTBOX_ID_KEY  # what `Processor.store` tells apart
+        assert [e for _, e in await unpublished(conn, 10)] == ["ev-1"]
 
 async def test_the_migration_from_marks_keeps_unpublished_rows_pending(database_url: str) -> None:
     service = f"outbox_{secrets.token_hex(4)}"

@@ -13,7 +13,7 @@ from schemas.codec import encode_obj
 from schemas.envelope import Event
 from schemas.topics import DEAD_LETTER, SCORING
 from services.runtime.db import RUNTIME_MIGRATIONS, create_pool, get_state, migrate, set_state
-from services.runtime.outbox import Message
+from services.runtime.outbox import Message, write_events
 from services.runtime.processor import Accepted, DeadLetter, Decided, Duplicate, Processor, rebuild
 from tests.unit.runtime.cores import PROJECTION_SQL, REFUSED_HOTKEY, CountingCore, CountsProjection, listing, projection
 
@@ -179,12 +179,24 @@ async def test_a_store_hands_the_relay_exactly_the_rows_its_copy_queued(db: Db) 
         clean = await processor.decide(conn, batch(encode_obj(listing("a", "hk1")), encode_obj(listing("b", "hk2"))))
         queued = await processor.store(conn, clean)
         assert queued is not None
-        table = await conn.fetch("SELECT seq, event_id FROM outbox ORDER BY seq")
-        assert [(r["seq"], r["event_id"]) for r in table] == [
-            (queued.first_seq + i, row.event_id) for i, row in enumerate(queued.rows)
-        ]
-        assert len(queued.rows) == 2
+        table = await conn.fetch("SELECT event_id FROM outbox ORDER BY seq")
+        assert [r["event_id"] for r in table] == [row.event_id for row in queued.rows]
+        assert len(queued.rows) == 2 and await queued.span(conn) is not None
         # A batch with a dead letter queues by INSERT ... ON CONFLICT as well: the relay reads the table.
         faulty = await processor.decide(conn, batch(b"{oops", encode_obj(listing("c", "hk3")), start=2))
         assert await processor.store(conn, faulty) is None
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 4
+
+
+async def test_a_batch_deriving_an_id_queued_already_is_stored_again_with_insert_on_conflict(db: Db) -> None:
+    processor = Processor(db.service, CountingCore(), project)
+    async with db.pool.acquire() as conn:
+        decided = await processor.decide(conn, batch(encode_obj(listing("a", "hk1")), encode_obj(listing("b", "hk2"))))
+        first = next(o for o in decided.outcomes if isinstance(o, Accepted)).derived[0]
+        await write_events(conn, [first])  # queued before (not expected: its cause is accepted only now)
+        assert await processor.store(conn, decided) is None  # stored again: the relay reads the table
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 2
+        derived = [e.id for o in decided.outcomes if isinstance(o, Accepted) for e in o.derived]
+        assert len(derived) == 2
+        queued = [r["event_id"] for r in await conn.fetch("SELECT event_id FROM outbox ORDER BY seq")]
+        assert queued == derived  # each once: the first as queued before, the other one now

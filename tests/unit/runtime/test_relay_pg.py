@@ -15,7 +15,7 @@ import pytest
 from services.runtime import relay as relay_module
 from services.runtime.db import create_pool, migrate
 from services.runtime.kafka import Record
-from services.runtime.outbox import OutboxRow, Queued, copy_rows, pending_records, write_rows
+from services.runtime.outbox import OutboxRow, Queued, copy_rows, lock_outbox, pending_records, write_rows
 from services.runtime.relay import Relay
 
 pytestmark = pytest.mark.integration
@@ -59,10 +59,11 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 
 async def copy(conn: asyncpg.Connection, rows: list[OutboxRow]) -> Queued:
+    """What the processor does: a transaction that takes the lock and queues rows by one COPY."""
     async with conn.transaction():
-        last_seq = await copy_rows(conn, rows)
-    assert last_seq is not None
-    return Queued(last_seq, rows)
+        await lock_outbox(conn)
+        await copy_rows(conn, rows)
+    return Queued(rows)
 
 
 async def table_order(conn: asyncpg.Connection) -> list[bytes]:
@@ -74,14 +75,16 @@ async def drain(relay: Relay, conn: asyncpg.Connection) -> None:
         pass
 
 
-async def test_a_copy_returns_the_seq_of_its_last_row_and_its_rows_are_consecutive(pool: asyncpg.Pool) -> None:
+async def test_a_copy_queues_its_rows_under_consecutive_seqs_which_span_finds(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await write_rows(conn, [row(0)])
         queued = await copy(conn, [row(1), row(2), row(3)])
-        seqs = [r["seq"] for r in await conn.fetch("SELECT seq FROM outbox WHERE event_id <> 'ev-0' ORDER BY seq")]
-        assert seqs == list(range(queued.first_seq, queued.last_seq + 1))
-        async with conn.transaction():
-            assert await copy_rows(conn, [row(3), row(4)]) is None  # ev-3 is queued: INSERT ... ON CONFLICT decided
+        table = [(r["seq"], r["event_id"]) for r in await conn.fetch("SELECT seq, event_id FROM outbox ORDER BY seq")]
+        span = await queued.span(conn)
+        assert span is not None
+        assert table[1:] == [(span[0] + i, r.event_id) for i, r in enumerate(queued.rows)]
+        assert await Queued([row(1), row(3)]).span(conn) is None  # not consecutive: not what one COPY queued
+        assert await Queued([row(7)]).span(conn) is None  # not in the table
 
 
 async def test_handed_rows_are_published_from_memory(pool: asyncpg.Pool, recorder: Recorder) -> None:
@@ -93,7 +96,7 @@ async def test_handed_rows_are_published_from_memory(pool: asyncpg.Pool, recorde
         relay.wake(await copy(conn, [row(3)]))
         assert await relay.publish_once(conn) == 2
         assert await relay.publish_once(conn) == 1
-        assert recorder.table_reads == reads  # neither was read back
+        assert recorder.table_reads == reads  # neither was read back (one index lookup each instead)
         assert recorder.sent == await table_order(conn)
         assert await conn.fetchval("SELECT published_seq FROM relay_position") == relay.position
 
@@ -114,6 +117,7 @@ async def test_a_rolled_back_seq_sends_the_relay_to_the_table_once(pool: asyncpg
         relay.wake(await copy(conn, [row(1)]))
         tx = conn.transaction()
         await tx.start()
+        await lock_outbox(conn)
         await copy_rows(conn, [row(2)])
         await tx.rollback()  # its seq is never used
         relay.wake(await copy(conn, [row(3)]))
@@ -152,6 +156,7 @@ async def test_any_mix_of_handed_and_other_writes_publishes_each_row_once_in_ord
             else:
                 tx = conn.transaction()
                 await tx.start()
+                await lock_outbox(conn)
                 await copy_rows(conn, rows)
                 await tx.rollback()
             if rng.random() < 0.4:
