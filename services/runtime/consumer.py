@@ -1,6 +1,6 @@
-"""The consumer loop: poll a batch and decide it; a writer stores decided batches in PostgreSQL transactions
-(every batch waiting for it in one) and commits their offsets after each (the next batches are decided while
-one is stored).
+"""The consumer loop: poll a batch and decide it; the writer (`writer.py`, its own thread) stores decided
+batches in PostgreSQL transactions (every batch waiting for it in one) while the next are decided, and the
+committer commits their offsets after each.
 
 Commit policy: offsets are committed after, and only after, the transaction that stored their batches
 committed; a crash in between redelivers those batches, which the inbox turns into duplicates (no effect) and
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.runtime.outbox import Message, Queued
 from services.runtime.processor import Accepted, DeadLetter, Decided, Processor
 from services.runtime.settings import Settings
+from services.runtime.writer import Writer
 
 
 def new_consumer(settings: Settings, topics: Sequence[str]) -> AIOKafkaConsumer:
@@ -112,64 +113,44 @@ async def consume(
     pool: asyncpg.Pool,
     processor: Processor,
     settings: Settings,
+    connect: Callable[[], Awaitable[asyncpg.Connection]],
     on_commit: Callable[[Queued | None], None] = lambda queued: None,
 ) -> None:
     """Run forever (until cancelled or until something fails, which propagates).
 
-    Two steps side by side: this loop polls and has the core decide batch after batch, and a writer stores
-    them, one transaction at a time, in the order they were decided, handing each transaction's offsets to
-    the `Committer` after it. Up to `settings.decided_ahead` decided batches wait for the writer (then the
-    loop waits); the writer takes every batch waiting at once, in one transaction: a poll that brought a few
-    messages costs a transaction of its own only when the writer was idle. A failure of any step (or of an
-    offset commit) ends the loop with its exception, and nothing decided after a failed store is stored.
+    Three steps side by side: this loop polls and has the core decide batch after batch; the `Writer` stores
+    them on its own thread and connection (`connect`), one transaction at a time, in the order they were
+    decided; the `Committer` commits each stored transaction's offsets. Up to `settings.decided_ahead` decided
+    batches wait for the writer (then the loop waits); the writer takes every batch waiting at once, in one
+    transaction: a poll that brought a few messages costs a transaction of its own only when the writer was
+    idle. After each transaction, back on this loop, its ids are settled, the relay is woken (`on_commit`,
+    with the rows its COPY queued) and its offsets handed to the committer. A failure of any step ends the
+    loop with its exception, and nothing decided after a failed store is stored.
 
-    The loop holds two connections while it runs: one looks batches up in the inbox, the other stores them.
-    Taken from the pool for each batch, every release cost a reset round trip (`pg_advisory_unlock_all();
-    CLOSE ALL; ...`) that the next store waited for."""
-    waiting: asyncio.Queue[Decided] = asyncio.Queue(maxsize=max(settings.decided_ahead, 1))
+    The loop holds a connection of the pool while it runs, to look batches up in the inbox (taken from the
+    pool for each batch, every release cost a reset round trip)."""
     committer = Committer(consumer)
 
-    async def write(writer: asyncpg.Connection) -> None:
-        while True:
-            batches = [await waiting.get()]
-            while not waiting.empty():
-                batches.append(waiting.get_nowait())
-            decided = Decided.joined(batches)
-            queued = await processor.store(writer, decided)
-            if queued is not None or any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
-                on_commit(queued)
-            committer.hand(next_offsets(decided.messages))
+    def stored(decided: Decided, queued: Queued | None) -> None:
+        processor.settle(decided)
+        if queued is not None or any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
+            on_commit(queued)
+        committer.hand(next_offsets(decided.messages))
 
-    async def write_and_commit(writer: asyncpg.Connection) -> None:
-        """The writer and the committer, until one of them fails."""
-        steps = [asyncio.create_task(write(writer)), asyncio.create_task(committer.run())]
-        try:
-            done, _ = await asyncio.wait(steps, return_when=asyncio.FIRST_EXCEPTION)
-            for step in done:
-                step.result()
-        finally:
-            for step in steps:
-                step.cancel()
+    writer = Writer(processor, connect, stored, ahead=settings.decided_ahead)
+    await writer.start()
+    committing = asyncio.create_task(committer.run(), name="offset commits")
 
-    async def queue(decided: Decided, writing: asyncio.Task[None]) -> None:
-        """Queue a decided batch for the writer, once there is room; raises what the writer raised."""
-        if not waiting.full():
-            waiting.put_nowait(decided)
-        else:
-            room = asyncio.ensure_future(waiting.put(decided))
-            try:
-                await asyncio.wait((room, writing), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                room.cancel()  # the writer failed first (or the loop is cancelled): the batch stays out
-        if writing.done():
-            writing.result()  # nothing decided after a failed store is stored
+    def check() -> None:
+        """Raise what the writer or the committer failed with."""
+        writer.check()
+        if committing.done():
+            committing.result()
 
-    async with pool.acquire() as lookup, pool.acquire() as writer:
-        writing = asyncio.create_task(write_and_commit(writer), name="store")
-        try:
+    try:
+        async with pool.acquire() as lookup:
             while True:
-                if writing.done():
-                    writing.result()  # raises what the store step raised
+                check()
                 polled = await consumer.getmany(timeout_ms=settings.poll_timeout_ms,
                                                 max_records=settings.batch_size)
                 if not polled:
@@ -180,8 +161,9 @@ async def consume(
                     for tp, records in polled.items()
                 })
                 for batch in split(messages, settings.batch_bytes):
-                    await queue(await processor.decide(lookup, batch), writing)
-        finally:  # before the connections go back to the pool
-            writing.cancel()
-            with contextlib.suppress(BaseException):
-                await writing
+                    await writer.submit(await processor.decide(lookup, batch))
+                    check()
+    finally:
+        committing.cancel()
+        with contextlib.suppress(BaseException):
+            await writer.stop()

@@ -126,6 +126,14 @@ async def create_pool(database_url: str, service: str, size: int = 6) -> asyncpg
     return pool
 
 
+async def connect(database_url: str, service: str) -> asyncpg.Connection:
+    """One connection set up as the pool's are (the service's schema first, `SERVER_SETTINGS`)."""
+    conn: asyncpg.Connection = await asyncpg.connect(
+        database_url, server_settings={"search_path": f"{schema_name(service)}, public", **SERVER_SETTINGS}
+    )
+    return conn
+
+
 def _checksum(sql: str) -> str:
     return hashlib.sha256(sql.strip().encode()).hexdigest()
 

@@ -274,18 +274,26 @@ class Processor:
         (not expected: each names a cause accepted in this very batch); the batch is then stored again, the
         outbox rows by INSERT ... ON CONFLICT, which skips what is queued (a savepoint around every COPY
         would cost two round trips per batch for a case that does not happen)."""
+        queued = await self.write(conn, decided)
+        self.settle(decided)
+        return queued
+
+    async def write(self, conn: asyncpg.Connection, decided: Decided) -> Queued | None:
+        """`store`'s transaction, and nothing else: safe on another thread's event loop (`writer.py`)."""
         try:
-            queued = await self._store(conn, decided, copy=True)
+            return await self._store(conn, decided, copy=True)
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name != OUTBOX_ID_KEY:
                 raise
             self.log.warning("an outbox id was queued already; storing the batch again", error=str(error))
-            queued = await self._store(conn, decided, copy=False)
+            return await self._store(conn, decided, copy=False)
+
+    def settle(self, decided: Decided) -> None:
+        """After `write` committed: its accepted ids leave `unsettled`; metrics and logs."""
         for o in decided.outcomes:
             if isinstance(o, Accepted):
                 self.unsettled.pop(o.event.id, None)
         self._count(decided.outcomes, self.clock() - decided.started)
-        return queued
 
     async def _store(self, conn: asyncpg.Connection, decided: Decided, *, copy: bool) -> Queued | None:
         async with conn.transaction():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,7 @@ from services.runtime import logging as rlog
 from services.runtime.api import create_app
 from services.runtime.collector import quiet_collector
 from services.runtime.consumer import consume, new_consumer
+from services.runtime.db import connect as db_connect
 from services.runtime.db import create_pool, hold_writer_lock, migrate, schema_name
 from services.runtime.kafka import create_topics, new_producer
 from services.runtime.metrics import REBUILT
@@ -72,6 +75,7 @@ def consumed_topics(spec: ServiceSpec, core: Core, prefix: str = "") -> list[str
 async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
     settings = (settings or Settings()).model_copy(update={"service": spec.name})
     rlog.configure(settings.log_level)
+    sys.setswitchinterval(settings.gil_switch_seconds)  # see `writer.py`
     log = rlog.get_logger(spec.name)
     pool = await create_pool(settings.database_url, spec.name, settings.pool_size)
     lock_conn = await asyncpg.connect(settings.database_url)
@@ -106,7 +110,8 @@ async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
 
         ctx = RuntimeContext(settings, pool, relay.wake, log)
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(consume(consumer, pool, processor, settings, relay.wake), name="consumer")
+            connect = functools.partial(db_connect, settings.database_url, spec.name)
+            tg.create_task(consume(consumer, pool, processor, settings, connect, relay.wake), name="consumer")
             tg.create_task(relay.run(), name="relay")
             if settings.api_enabled:
                 app = create_app(spec.name, spec.router, pool)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Decided batches that may wait for the writer while it stores (`consumer.py`): the core goes on deciding
     # while PostgreSQL writes, and the writer stores every waiting batch in its next transaction.
     decided_ahead: int = 2
+    # How long a thread waiting for the GIL waits at most (`sys.setswitchinterval`; Python's default 5 ms): the
+    # writer's thread (`writer.py`) needs it after each reply of PostgreSQL, while the core folds on the other.
+    gil_switch_seconds: float = 0.0005
     poll_timeout_ms: int = 200
     max_partition_fetch_bytes: int = 8 * 1024 * 1024  # per partition and fetch
     fetch_max_wait_ms: int = 50  # how long the broker may hold a fetch that finds nothing new
@@ -49,7 +52,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int | None = None  # default: the ServiceSpec's port
     log_level: str = "INFO"
-    pool_size: int = 6  # the consumer holds two connections and the relay one; the read API and tasks share the rest
+    pool_size: int = 6  # the consumer holds one connection and the relay one; the read API and tasks share the rest
     # The service's event loop: uvloop where installed (`sn51.service.run_loop` says why), or asyncio's own.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 

@@ -59,8 +59,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, deadline: float = DEADLINE_S,
-                     alive: Callable[[], str | None] = lambda: None) -> None:
-    """Wait until `check()` holds; fail after `deadline` seconds, or as soon as `alive()` names a death."""
+                     alive: Callable[[], str | None] = lambda: None, interval: float = 0.2) -> None:
+    """Wait until `check()` holds, asking every `interval` seconds; fail after `deadline` seconds, or as soon
+    as `alive()` names a death."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
     while not await check():
@@ -69,7 +70,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, deadline: 
             pytest.fail(f"the service died while waiting for {what}: {dead}")
         if loop.time() > end:
             pytest.fail(f"gave up waiting for {what}")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(interval)
 
 
 def service_process(service: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

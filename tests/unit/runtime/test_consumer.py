@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -87,8 +88,18 @@ class FakePool:
         yield None
 
 
+class FakeConnection:
+    async def close(self) -> None:
+        pass
+
+
+async def fake_connect() -> FakeConnection:
+    return FakeConnection()
+
+
 class FakeProcessor:
-    """Stores take 20 ms each (PostgreSQL); deciding is instant. A store that holds offset `fail_at` fails."""
+    """Stores take 20 ms each (PostgreSQL; on the writer's thread); deciding is instant. A store that holds
+    offset `fail_at` fails. Settling happens back on the consumer's loop."""
 
     def __init__(self, fail_at: int | None = None) -> None:
         self.fail_at = fail_at
@@ -98,13 +109,18 @@ class FakeProcessor:
         self.log.append(("decide", tuple(m.offset for m in messages)))
         return Decided(messages, [], 0.0)
 
-    async def store(self, conn: object, decided: Decided) -> None:
+    async def write(self, conn: object, decided: Decided) -> None:
+        assert threading.current_thread() is not threading.main_thread()
         offsets = tuple(m.offset for m in decided.messages)
         self.log.append(("store", offsets))
         await asyncio.sleep(0.02)
         if self.fail_at in offsets:
             raise RuntimeError(f"store of {offsets} failed")
         self.log.append(("stored", offsets))
+
+    def settle(self, decided: Decided) -> None:
+        assert threading.current_thread() is threading.main_thread()
+        self.log.append(("settled", tuple(m.offset for m in decided.messages)))
 
     def steps(self, step: str) -> list[tuple[int, ...]]:
         return [offsets for s, offsets in self.log if s == step]
@@ -113,7 +129,9 @@ class FakeProcessor:
 async def run_loop(processor: FakeProcessor, consumer: FakeConsumer, ahead: int) -> None:
     """Run the loop until every record is committed (then stop it) or it ends by itself; at most 10 s."""
     settings = Settings(decided_ahead=ahead, poll_timeout_ms=5)
-    task = asyncio.create_task(consume(consumer, FakePool(), processor, settings))  # type: ignore[arg-type]
+    task = asyncio.create_task(
+        consume(consumer, FakePool(), processor, settings, fake_connect)  # type: ignore[arg-type]
+    )
     deadline = asyncio.get_running_loop().time() + 10
     while not task.done() and consumer.commits[-1:] != [consumer.total]:
         assert asyncio.get_running_loop().time() < deadline, "the loop neither finished nor failed"
@@ -143,14 +161,16 @@ async def test_the_core_decides_ahead_and_the_writer_stores_what_waits_in_one_tr
     await run_loop(processor, consumer, ahead=3)
     stored = processor.steps("stored")
     assert [o for offsets in stored for o in offsets] == list(range(8))  # each once, in order
-    assert consumer.commits == [offsets[-1] + 1 for offsets in stored]  # after each transaction, its offsets
+    assert processor.steps("settled") == stored  # each settled, after it was stored
+    assert consumer.commits[-1] == 8 and consumer.commits == sorted(set(consumer.commits))
     assert committed_only_what_was_stored(processor.log)
-    first_stored = processor.log.index(("stored", (0,)))
-    # While batch 0 was being stored, batches 1, 2 and 3 were decided and queued (three wait at most), and 4
-    # decided, waiting for room ...
-    assert [o for step, o in processor.log[:first_stored] if step == "decide"] == [(0,), (1,), (2,), (3,), (4,)]
-    # ... and the writer took the three at once.
-    assert stored[1] == (1, 2, 3)
+    # The core went on deciding while the writer stored (a store takes 20 ms, deciding nothing), up to four
+    # batches not stored yet (one being stored, three waiting) ...
+    first_stored = processor.log.index(("stored", stored[0]))
+    decided_meanwhile = [o for step, o in processor.log[:first_stored] if step == "decide"]
+    assert 2 <= len(decided_meanwhile) <= len(stored[0]) + 4
+    # ... and the writer took the waiting ones at once.
+    assert max(len(offsets) for offsets in stored) > 1
     # Each store begins only after the one before it has finished.
     starts = [i for i, (step, _) in enumerate(processor.log) if step == "store"]
     ends = [i for i, (step, _) in enumerate(processor.log) if step == "stored"]
@@ -158,12 +178,15 @@ async def test_the_core_decides_ahead_and_the_writer_stores_what_waits_in_one_tr
 
 
 async def test_a_failed_store_ends_the_loop_and_nothing_after_it_is_stored_or_committed() -> None:
-    processor, consumer = FakeProcessor(fail_at=2), FakeConsumer(8)
-    with pytest.raises(RuntimeError, match=r"store of \(1, 2, 3\) failed"):
+    processor = FakeProcessor(fail_at=2)
+    consumer = FakeConsumer(8, log=processor.log)
+    with pytest.raises(RuntimeError, match=r"store of \(.*2.*\) failed"):
         await run_loop(processor, consumer, ahead=3)
-    assert processor.steps("stored") == [(0,)]
-    assert processor.steps("store") == [(0,), (1, 2, 3)]
-    assert consumer.commits == [1]
+    stored = [o for offsets in processor.steps("stored") for o in offsets]
+    assert stored == list(range(len(stored))) and 2 not in stored  # nothing stored after the failed one
+    assert processor.steps("store")[-1][0] == len(stored)  # the failed one was the last store
+    assert all(c <= len(stored) for c in consumer.commits)
+    assert committed_only_what_was_stored(processor.log)
 
 
 async def test_the_writer_does_not_wait_for_the_offset_commit() -> None:
@@ -171,8 +194,9 @@ async def test_the_writer_does_not_wait_for_the_offset_commit() -> None:
     consumer = FakeConsumer(6, commit_seconds=0.1, log=processor.log)  # a commit: five stores' time
     await run_loop(processor, consumer, ahead=1)
     log = processor.log
-    first_commit, first_committed = log.index(("commit", (1,))), log.index(("committed", (1,)))
-    assert ("stored", (1,)) in log[first_commit:first_committed]  # the next transaction went on meanwhile
+    first_commit = next(i for i, (step, _) in enumerate(log) if step == "commit")
+    first_committed = next(i for i, (step, _) in enumerate(log) if step == "committed")
+    assert any(step == "stored" for step, _ in log[first_commit:first_committed])  # the writer went on meanwhile
     assert committed_only_what_was_stored(log)
     assert consumer.commits[-1] == 6 and consumer.commits == sorted(consumer.commits)
     assert len(consumer.commits) < len(processor.steps("stored"))  # the latest offsets at each round
@@ -182,4 +206,4 @@ async def test_a_failed_offset_commit_ends_the_loop() -> None:
     processor, consumer = FakeProcessor(), FakeConsumer(8, commit_seconds=0.005, fail_commit=2)
     with pytest.raises(ConnectionError, match="the coordinator went away"):
         await run_loop(processor, consumer, ahead=1)
-    assert consumer.commits == [1]
+    assert len(consumer.commits) == 1  # the first went through, the second failed and ended the loop
