@@ -215,6 +215,9 @@ def numbered(ordered: Sequence[Entry]) -> list[tuple[int, int, Entry]]:
     return out
 
 
+PROVIDER_COLUMNS = ("billing_day", "hotkey", "coldkey", "emission_rao", "rental_fee_usd_micros", "forfeited_rao",
+                    "forfeited_usd_micros", "adjustment_rao", "adjustment_usd_micros", "payable_rao", "carried_rao",
+                    "slashed_wei")
 LEDGER_COLUMNS = ("day", "seq", "debit", "credit", "amount", "unit", "kind", "cause_id", "executor_id", "part")
 
 
@@ -328,14 +331,8 @@ async def store_day(conn: asyncpg.Connection, day: DayRows) -> None:
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)""",
         *day.statement,
     )
-    if day.providers:
-        await conn.executemany(
-            """INSERT INTO provider_day (billing_day, hotkey, coldkey, emission_rao, rental_fee_usd_micros,
-                                         forfeited_rao, forfeited_usd_micros, adjustment_rao,
-                                         adjustment_usd_micros, payable_rao, carried_rao, slashed_wei)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
-            day.providers,
-        )
+    if day.providers:  # COPY: one statement, so the orphan check (a statement trigger) runs once, not per row
+        await conn.copy_records_to_table("provider_day", records=day.providers, columns=PROVIDER_COLUMNS)
     if day.entries:
         await conn.copy_records_to_table("ledger_entry", records=day.entries, columns=LEDGER_COLUMNS)
 
