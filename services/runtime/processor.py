@@ -231,8 +231,8 @@ class Processor:
     async def decide(self, conn: asyncpg.Connection, messages: Sequence[Message]) -> Decided:
         """Decode the batch, look its ids up in the inbox (`conn`, outside any transaction of this batch), fold
         it into the core, and build what `store` writes. Every `yield_seconds` of deciding, the event loop gets
-        a turn, so that the storing of an earlier batch, whose every statement waits on the loop, goes on (a
-        count of messages would not do: an epoch split takes a thousand times a rental's time)."""
+        a turn, so that the relay, the offset commits and what follows each stored transaction go on (a count
+        of messages would not do: an epoch split takes a thousand times a rental's time)."""
         started = turn = self.clock()
         skip = None if awaits_origin(self.core) else self.core.reads  # see `takes`
         decoded = [decode_message(m, skip) for m in messages]
@@ -268,18 +268,18 @@ class Processor:
     async def store(self, conn: asyncpg.Connection, decided: Decided) -> Queued | None:
         """Write a decided batch in ONE transaction: the projection, the inbox, dead letters, the outbox. Its
         accepted ids are settled once it has committed. Returns the outbox rows it queued when one COPY queued
-        them all (for the relay: `outbox.Queued`).
-
-        The derived events go in by COPY, which fails the transaction if one of their ids is queued already
-        (not expected: each names a cause accepted in this very batch); the batch is then stored again, the
-        outbox rows by INSERT ... ON CONFLICT, which skips what is queued (a savepoint around every COPY
-        would cost two round trips per batch for a case that does not happen)."""
+        them all (for the relay: `outbox.Queued`)."""
         queued = await self.write(conn, decided)
         self.settle(decided)
         return queued
 
     async def write(self, conn: asyncpg.Connection, decided: Decided) -> Queued | None:
-        """`store`'s transaction, and nothing else: safe on another thread's event loop (`writer.py`)."""
+        """`store`'s transaction, and nothing else: safe on another thread's event loop (`writer.py`).
+
+        The derived events go in by COPY, which fails the transaction if one of their ids is queued already
+        (not expected: each names a cause accepted in this very batch); the batch is then stored again, the
+        outbox rows by INSERT ... ON CONFLICT, which skips what is queued (a savepoint around every COPY
+        would cost two round trips per batch for a case that does not happen)."""
         try:
             return await self._store(conn, decided, copy=True)
         except asyncpg.UniqueViolationError as error:

@@ -44,16 +44,15 @@ class Writer:
         self._room = asyncio.Semaphore(max(ahead, 1) + 1)  # batches submitted and not stored yet
         self._owner = asyncio.get_running_loop()
         self._failure: asyncio.Future[None] = self._owner.create_future()  # set with the writer's exception
+        self._ready: asyncio.Future[None] = self._owner.create_future()  # its connection is open
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: asyncio.Queue[Decided | None] | None = None
         self._thread = threading.Thread(target=self._run, name="sn51-writer", daemon=True)
 
     async def start(self) -> None:
         """Start the thread; returns once its connection is open (raises what opening it raised)."""
-        ready: asyncio.Future[None] = self._owner.create_future()
-        self._ready = ready
         self._thread.start()
-        await ready
+        await self._ready
 
     def check(self) -> None:
         """Raise what the writer failed with, if it did."""
