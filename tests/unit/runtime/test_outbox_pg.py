@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -43,14 +42,6 @@ async def unpublished(conn: asyncpg.Connection, limit: int) -> list[tuple[int, s
 def row(i: int) -> OutboxRow:
     return OutboxRow(f"ev-{i}", "score.updated", "sn51.scoring", b"k", f'{{"n":{i}}}'.encode())
 
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    service = f"outbox_{secrets.token_hex(4)}"
-    pool = await create_pool(database_url, service)
-    async with pool.acquire() as conn:
-        await migrate(conn, service)
-    yield pool
-    await pool.close()
 
 async def test_rows_become_visible_in_seq_order(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as first, pool.acquire() as second, pool.acquire() as relay:

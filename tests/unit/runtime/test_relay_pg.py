@@ -5,15 +5,13 @@ that whatever mix of handed and unhanded writes happens, each row is published o
 from __future__ import annotations
 
 import random
-import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import pytest
 
 from services.runtime import relay as relay_module
-from services.runtime.db import create_pool, migrate
 from services.runtime.kafka import Record
 from services.runtime.outbox import OutboxRow, Queued, copy_rows, lock_outbox, pending_records, write_rows
 from services.runtime.relay import Relay
@@ -40,14 +38,6 @@ class Recorder:
         return await pending_records(conn, limit)
 
 
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    service = f"relay_{secrets.token_hex(4)}"
-    pool = await create_pool(database_url, service)
-    async with pool.acquire() as conn:
-        await migrate(conn, service)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture
