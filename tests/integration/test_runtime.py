@@ -20,14 +20,16 @@ import asyncpg
 import pytest
 
 from schemas.codec import decode, encode, encode_obj
+from schemas.envelope import Event
+from schemas.events import ExecutorListed
 from schemas.topics import DEAD_LETTER, INPUT, SCORING
 from services.runtime.kafka import committed_offsets, create_all_topics, produce
 from services.runtime.outbox import Message
 from services.runtime.processor import Accepted, DeadLetter, decide, decode_message
-from services.runtime.service import run
+from services.runtime.service import ServiceSpec, run
 from services.runtime.settings import Settings
 from tests.integration.kit import eventually, read_topic
-from tests.unit.runtime.cores import REFUSED_HOTKEY, CountingCore, listing
+from tests.unit.runtime.cores import PROJECTION_SQL, REFUSED_HOTKEY, CountingCore, listing, projection
 from tests.unit.runtime.cores import spec as counting_spec
 
 pytestmark = pytest.mark.integration
@@ -106,6 +108,61 @@ async def test_runtime_end_to_end_with_restart(kafka_bootstrap: str, database_ur
         assert len(await read_topic(kafka_bootstrap, dlq_topic)) == 3
         assert await conn.fetchval("SELECT count(*) FROM inbox") == 5
         assert dict(await conn.fetch("SELECT hotkey, n FROM listing_counts")) == {"hk1": 3, "hk2": 2}
+    finally:
+        await conn.close()
+
+
+async def test_a_store_failing_on_the_writers_thread_ends_the_service_and_a_restart_stores_everything_once(
+    kafka_bootstrap: str, database_url: str
+) -> None:
+    tag = secrets.token_hex(4)
+    failing = {"boom"}
+    counting = projection()
+
+    async def project(conn: asyncpg.Connection, event: Event, derived: list[Event]) -> None:
+        if isinstance(event.data, ExecutorListed) and event.data.hotkey in failing:
+            raise RuntimeError(f"the read model refused {event.id}")
+        await counting(conn, event, derived)
+
+    spec = ServiceSpec(name=f"rf_{tag}", core_factory=CountingCore, migrations=[PROJECTION_SQL], project=project)
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=f"rf{tag}.",
+        session_timeout_ms=2000, heartbeat_interval_ms=200, api_enabled=False, relay_idle_seconds=0.1,
+        batch_size=1,  # a batch per message: the failing one is not in the first transaction
+    )
+    input_topic, out_topic, group = settings.topic(INPUT), settings.topic(SCORING), f"sn51-{spec.name}"
+    await create_all_topics(kafka_bootstrap, settings.topic_prefix)
+    hotkeys = ["hk1", "hk2", "boom", "hk1"]
+    inputs = [encode_obj(listing(f"f{i}", hk, executor=f"ex-{i}")) for i, hk in enumerate(hotkeys)]
+    await produce(kafka_bootstrap, inputs, topic=input_topic)
+
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": spec.name})
+    try:
+        with pytest.raises(ExceptionGroup) as ended:  # the writer's failure ends `run` (its task group)
+            await asyncio.wait_for(run(spec, settings), 30)
+        assert ended.group_contains(RuntimeError, match="the read model refused f2")
+        stored = [r["event_id"] for r in await conn.fetch("SELECT event_id FROM inbox ORDER BY seq")]
+        assert stored in (["f0"], ["f0", "f1"])  # f1 rolled back with f2 if the writer took them together
+        committed = (await committed_offsets(kafka_bootstrap, group, [input_topic]))[input_topic]
+        assert committed <= len(stored)  # never past what was stored
+
+        failing.clear()
+        runtime = asyncio.create_task(run(spec, settings))
+
+        async def done() -> bool:
+            offsets = await committed_offsets(kafka_bootstrap, group, [input_topic])
+            pending = await conn.fetchval("SELECT count(*) FROM outbox_pending")
+            return offsets[input_topic] == len(inputs) and not pending
+
+        await eventually(done, "every input stored and published after the restart")
+        runtime.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runtime
+        assert [r["event_id"] for r in await conn.fetch("SELECT event_id FROM inbox ORDER BY seq")] == [
+            "f0", "f1", "f2", "f3"]
+        assert dict(await conn.fetch("SELECT hotkey, n FROM listing_counts")) == {"hk1": 2, "hk2": 1, "boom": 1}
+        derived = [decode(r.value) for r in await read_topic(kafka_bootstrap, out_topic)]
+        assert sorted(e.causation_id or "" for e in derived) == ["f0", "f1", "f2", "f3"]  # each once
     finally:
         await conn.close()
 
