@@ -119,7 +119,7 @@ async def copy_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None
     each id names its cause, and a cause is accepted once) with COPY, several times cheaper for the database
     than one INSERT per row. Inside the caller's transaction, which holds the outbox lock (`lock_outbox`).
     An id queued already fails the COPY, and the transaction with it (`UniqueViolationError` on
-    `OUTBOX_ID_KEY`); the caller then stores again with `write_rows` (`Processor.store`)."""
+    `OUTBOX_ID_KEY`); the caller then stores again with `write_rows` (`Processor.write`)."""
     if rows:
         records = [(r.event_id, r.event_type, r.topic, r.key, r.value, _headers_json(r.headers)) for r in rows]
         await conn.copy_records_to_table("outbox", records=records, columns=OUTBOX_COLUMNS)
@@ -137,7 +137,7 @@ class Queued:
         ids = [self.rows[0].event_id, self.rows[-1].event_id]
         first, last, found = await conn.fetchrow(
             "SELECT min(seq), max(seq), count(*) FROM outbox WHERE event_id = ANY($1::text[])", ids)
-        if found != len(set(ids)) or last - first + 1 != len(self.rows):  # (checked in this order: both found)
+        if found != len(set(ids)) or last - first + 1 != len(self.rows):  # the span only once both are found
             return None
         return int(first), int(last)
 
