@@ -133,7 +133,7 @@ async def consume(
 
     def stored(decided: Decided, queued: Queued | None) -> None:
         processor.settle(decided)
-        if queued is not None or any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):
+        if any(isinstance(o, Accepted | DeadLetter) for o in decided.outcomes):  # rows may be queued
             on_commit(queued)
         committer.hand(next_offsets(decided.messages))
 

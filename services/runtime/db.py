@@ -116,21 +116,21 @@ SERVER_SETTINGS = {
 }
 
 
+def _server_settings(service: str) -> dict[str, str]:
+    """Every service connection's settings: the service's schema first, then `SERVER_SETTINGS`."""
+    return {"search_path": f"{schema_name(service)}, public", **SERVER_SETTINGS}
+
+
 async def create_pool(database_url: str, service: str, size: int = 6) -> asyncpg.Pool:
-    schema = schema_name(service)
-    pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=size,
-        server_settings={"search_path": f"{schema}, public", **SERVER_SETTINGS},
-    )
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=size,
+                                     server_settings=_server_settings(service))
     assert pool is not None
     return pool
 
 
 async def connect(database_url: str, service: str) -> asyncpg.Connection:
-    """One connection set up as the pool's are (the service's schema first, `SERVER_SETTINGS`)."""
-    conn: asyncpg.Connection = await asyncpg.connect(
-        database_url, server_settings={"search_path": f"{schema_name(service)}, public", **SERVER_SETTINGS}
-    )
+    """One connection set up as the pool's are."""
+    conn: asyncpg.Connection = await asyncpg.connect(database_url, server_settings=_server_settings(service))
     return conn
 
 
