@@ -145,6 +145,7 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
         summed = await conn.fetchval(  # every earnings.accrued queued is in the sums, once
             """SELECT (SELECT coalesce(sum(events), 0) FROM earning_day)
                       = (SELECT count(*) FROM outbox WHERE event_type = 'earnings.accrued')""")
+        peak_rss_mb = peak_rss(proc.pid)
     finally:
         await conn.close()
         terminate(proc.pid, timeout=10)  # SIGTERM, SIGKILL 10 s later
@@ -152,7 +153,7 @@ async def drain(bootstrap: str, database_url: str, prefix: str, counts: dict[str
     drain_s = done_wall - float(first_tx)
     return {"drain_s": drain_s, "consumed_s": float(last_tx) - float(first_tx),
             "from_process_start_s": done - started, "rows": rows, "trial_balanced": balanced,
-            "earnings_summed": summed,
+            "earnings_summed": summed, "service_peak_rss_mb": peak_rss_mb,
             "service_cpu_s": cpu_drain, "postgres_cpu_s": pg_drain}
 
 
@@ -164,6 +165,15 @@ def postgres_cpu() -> dict[int, float]:
             with contextlib.suppress(psutil.Error):
                 out[p.pid] = cpu_seconds(p)
     return out
+
+
+def peak_rss(pid: int) -> float | None:
+    """The process's peak resident memory so far (Linux `VmHWM`), in MB; None where it cannot be read."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -264,6 +274,7 @@ def figures(e2e: dict[str, Any], messages: int, load_change: float) -> dict[str,
         "service_cpu_s": round(e2e["service_cpu_s"], 3),
         "postgres_cpu_s": round(e2e["postgres_cpu_s"], 3),
         "messages_per_service_cpu_s": round(messages / e2e["service_cpu_s"]),
+        "service_peak_rss_mb": e2e["service_peak_rss_mb"],
         "from_process_start_s": round(e2e["from_process_start_s"], 3),
         "rows": e2e["rows"],
         "trial_balanced": e2e["trial_balanced"],

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from services.benchmark_lines import BenchmarkLines, is_benchmark
 from services.pipeline import Pipeline, Refusal
-from services.runtime.collector import quiet_collector
+from services.runtime.collector import REPLAY_YOUNG, quiet_collector
 
 err = Console(stderr=True)
 
@@ -25,7 +25,7 @@ def replay_file(input_path: Path, output_path: Path, *, progress: bool = True,
 
     With `parallel`, a second process decodes the benchmark lines (`services.benchmark_lines`) while this one
     folds the log; the output is the same, byte for byte."""
-    quiet_collector()
+    quiet_collector(REPLAY_YOUNG)
     size = input_path.stat().st_size
     lines = derived = refused = 0
     pipeline = Pipeline()

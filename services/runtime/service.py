@@ -25,7 +25,7 @@ from schemas.topics import ALL_TOPICS, ROUTES
 from services.core import Core
 from services.runtime import logging as rlog
 from services.runtime.api import create_app
-from services.runtime.collector import quiet_collector
+from services.runtime.collector import REPLAY_YOUNG, SERVICE_YOUNG, quiet_collector
 from services.runtime.consumer import consume, new_consumer
 from services.runtime.db import connect as db_connect
 from services.runtime.db import create_pool, hold_writer_lock, migrate, schema_name
@@ -91,11 +91,12 @@ async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
             settings.kafka_bootstrap, [settings.topic(t) for t in ALL_TOPICS], settings.topic_partitions
         )
         core = spec.core_factory()
+        quiet_collector(REPLAY_YOUNG)  # rebuilding is replaying the inbox
         async with pool.acquire() as conn:
             folded = await rebuild(conn, core)
         REBUILT.labels(spec.name).set(folded)
         log.info("core rebuilt from the inbox", events=folded)
-        quiet_collector()
+        quiet_collector(SERVICE_YOUNG)  # the rebuilt state out of the collector's sight
 
         processor = Processor(
             spec.name, core, spec.project, projection=spec.projection, topic_prefix=settings.topic_prefix
