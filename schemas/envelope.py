@@ -122,12 +122,5 @@ def derive(
     type_: str, data: Data, cause: Cause, *, source: str, key: str, discriminator: str = ""
 ) -> Event:
     """A derived event: deterministic id, the time of its cause, `causation_id` set to the cause."""
-    return Event(
-        id=derived_id(type_, cause.id, discriminator),
-        type=type_,
-        source=source,
-        time=cause.time,
-        key=key,
-        causation_id=cause.id,
-        data=data,
-    )
+    # positional: a quarter less than keywords, on the path of every derived event
+    return Event(derived_id(type_, cause.id, discriminator), type_, source, cause.time, key, cause.id, data)

@@ -38,6 +38,8 @@ class CachedPartitioner:
         self._limit = limit
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if len(all_partitions) == 1:  # the default's only choice too (every sn51 topic has one partition)
+            return all_partitions[0]
         if key is None:
             return int(self._default(key, all_partitions, available))
         slot = (key, tuple(all_partitions))

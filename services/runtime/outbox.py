@@ -56,13 +56,7 @@ class Message:
 
 
 def event_row(event: Event, topic_prefix: str = "") -> OutboxRow:
-    return OutboxRow(
-        event_id=event.id,
-        event_type=event.type,
-        topic=topic_prefix + ROUTES[event.type].topic,
-        key=event.key.encode(),
-        value=encode(event),
-    )
+    return OutboxRow(event.id, event.type, topic_prefix + ROUTES[event.type].topic, event.key.encode(), encode(event))
 
 
 def dead_letter_row(
@@ -143,7 +137,7 @@ class Queued:
 
     def records_after(self, first_seq: int, position: int) -> list[Record]:
         """Producer records of the rows (seqs from `first_seq` on) after `position`."""
-        return [(r.topic, r.key, r.value, [(k, v.encode()) for k, v in r.headers])
+        return [(r.topic, r.key, r.value, [(k, v.encode()) for k, v in r.headers] if r.headers else [])
                 for r in self.rows[max(position + 1 - first_seq, 0):]]
 
 

@@ -253,7 +253,7 @@ class Processor:
                 self.unsettled[event.id] = outcome.content_hash
                 batch.inbox.append((event.id, event.type, outcome.content_hash, message.value, message.topic,
                                     message.partition, message.offset))
-                batch.outbox.extend(event_row(e, prefix) for e in outcome.derived)
+                batch.outbox.extend([event_row(e, prefix) for e in outcome.derived])
                 if projection is not None:
                     prepared = projection.prepare(event, outcome.derived)
                     if prepared is not None:
