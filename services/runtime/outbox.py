@@ -33,14 +33,15 @@ from services.runtime.kafka import Record
 
 
 class OutboxRow(NamedTuple):
-    """One row to queue (immutable; a named tuple: half the cost of a frozen dataclass, one per derived event)."""
+    """One row to queue, field for field the table's columns (`OUTBOX_COLUMNS`), so that it goes to COPY as it
+    is (a named tuple: half the cost of a frozen dataclass, one per derived event)."""
 
     event_id: str
     event_type: str
     topic: str
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: str = "[]"  # JSON [[name, value], ...], as the jsonb column holds it; only dead letters have any
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +70,20 @@ def dead_letter_row(
         topic=topic_prefix + DEAD_LETTER,
         key=message.key,
         value=message.value,
-        headers=(
-            ("code", code),
-            ("reason", reason),
-            ("service", service),
-            ("source_topic", message.topic),
-            ("source_partition", str(message.partition)),
-            ("source_offset", str(message.offset)),
-        ),
+        headers=json.dumps([
+            ["code", code],
+            ["reason", reason],
+            ["service", service],
+            ["source_topic", message.topic],
+            ["source_partition", str(message.partition)],
+            ["source_offset", str(message.offset)],
+        ]),
     )
 
 
-def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(headers) if headers else "[]"  # nearly every row has none: skip the encoder
+def producer_headers(headers: str) -> list[tuple[str, bytes]]:
+    """A row's headers as the producer takes them."""
+    return [] if headers == "[]" else [(str(k), str(v).encode()) for k, v in json.loads(headers)]
 
 
 OUTBOX_COLUMNS = ("event_id", "event_type", "topic", "key", "value", "headers")
@@ -100,7 +102,7 @@ async def write_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> Non
             await conn.executemany(
                 """INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
                    VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (event_id) DO NOTHING""",
-                [(r.event_id, r.event_type, r.topic, r.key, r.value, _headers_json(r.headers)) for r in rows],
+                rows,
             )
 
 
@@ -115,8 +117,7 @@ async def copy_rows(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None
     An id queued already fails the COPY, and the transaction with it (`UniqueViolationError` on
     `OUTBOX_ID_KEY`); the caller then stores again with `write_rows` (`Processor.write`)."""
     if rows:
-        records = [(r.event_id, r.event_type, r.topic, r.key, r.value, _headers_json(r.headers)) for r in rows]
-        await conn.copy_records_to_table("outbox", records=records, columns=OUTBOX_COLUMNS)
+        await conn.copy_records_to_table("outbox", records=rows, columns=OUTBOX_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ class Queued:
 
     def records_after(self, first_seq: int, position: int) -> list[Record]:
         """Producer records of the rows (seqs from `first_seq` on) after `position`."""
-        return [(r.topic, r.key, r.value, [(k, v.encode()) for k, v in r.headers] if r.headers else [])
+        return [(r.topic, r.key, r.value, producer_headers(r.headers))
                 for r in self.rows[max(position + 1 - first_seq, 0):]]
 
 
@@ -150,10 +151,7 @@ async def pending_records(conn: asyncpg.Connection, limit: int) -> tuple[int, li
     """What the relay sends next: up to `limit` pending rows as producer records (topic, key, value,
     headers), in seq order, with the last row's seq (0 when none)."""
     rows = await conn.fetch("SELECT seq, topic, key, value, headers FROM outbox_pending ORDER BY seq LIMIT $1", limit)
-    records: list[Record] = [
-        (r[1], r[2], r[3], [(str(k), str(v).encode()) for k, v in json.loads(r[4])] if r[4] != "[]" else [])
-        for r in rows
-    ]
+    records: list[Record] = [(r[1], r[2], r[3], producer_headers(r[4])) for r in rows]
     return (rows[-1][0] if rows else 0), records
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from schemas.codec import decode, encode_obj
 from schemas.topics import DEAD_LETTER, SCORING
-from services.runtime.outbox import Message, dead_letter_row, event_row
+from services.runtime.outbox import OUTBOX_COLUMNS, Message, OutboxRow, dead_letter_row, event_row
 from tests.unit.runtime.cores import CountingCore, listing
 
 
@@ -21,8 +23,13 @@ def test_dead_letter_row_keeps_the_original_bytes_and_says_why_in_headers() -> N
     assert row.topic == DEAD_LETTER
     assert row.value == b"\x00garbage"
     assert row.key == b"k"
-    assert dict(row.headers) == {
+    assert dict(json.loads(row.headers)) == {
         "code": "malformed", "reason": "not JSON", "service": "billing", "source_topic": "sn51.input",
         "source_partition": "0", "source_offset": "42",
     }
     assert row.event_id == dead_letter_row("billing", message, "x", "y", None).event_id  # keyed by position
+
+
+def test_a_row_is_the_tables_columns_in_order() -> None:
+    """COPY takes the rows as they are (`copy_rows`)."""
+    assert OutboxRow._fields == OUTBOX_COLUMNS
