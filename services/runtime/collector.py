@@ -20,7 +20,8 @@ SERVICE_YOUNG = 500_000
 each, derived events, the rows to write): tens of thousands of live objects, none of them garbage, walked again
 at every young collection. Measured with `gc.callbacks` over `bench/billing_e2e.py`'s 4-second drain: at
 50,000, 14-15 young collections took 0.44-0.46 s (30 ms each, an eighth of the service's CPU); at 500,000 none
-ran during the drain, and the service's peak RSS did not move (330-380 MB either way)."""
+ran during the drain, and the service's peak RSS did not move (330-380 MB either way). On a 10-day log: 36-43
+collections and 1.2-1.8 s at 50,000, one and 0.2 s at 500,000, peak RSS 360-440 MB against 413-455 MB."""
 
 
 def quiet_collector(young: int) -> None:
