@@ -1,9 +1,9 @@
 """The cyclic garbage collector's settings for long folds (a service's life, a replay).
 
 A fold allocates a few objects per event, nearly all freed at once by reference counting, while its state only
-grows. With Python's default thresholds (700, 10, 10) the collector walked that state again and again (about
-an eighth of the billing service's CPU), so a long fold moves what exists at its start out of the collector's
-sight (`gc.freeze`) and collects the young generation far less often. Memory is still freed by reference
+grows. With Python's default thresholds (700, 10, 10) the collector walked that state again and again, so a
+long fold moves what exists at its start out of the collector's sight (`gc.freeze`) and collects the young
+generation far less often (how much less: below, per kind of fold). Memory is still freed by reference
 counting; only cycles (the folds build none) wait longer for the collector.
 """
 
