@@ -201,8 +201,8 @@ class BillingCore:
             if node.alpha_rao <= 0:
                 continue
             book.emission[(node.hotkey, node.executor_id)] += node.alpha_rao
-            book.entries.append(Entry(iso, "emission", provider(node.hotkey), node.alpha_rao, "rao", "emission",
-                                      event.id, node.executor_id))  # alpha_rao > 0: `Entry.move`'s direction
+            book.entries.append(Entry("emission", "rao", "emission", provider(node.hotkey), node.executor_id,
+                                      event.id, iso, node.alpha_rao))  # alpha_rao > 0: `Entry.move`'s direction
             out.append(self._accrued(event, node.hotkey, node.executor_id, iso, "emission", event.id,
                                      rao=node.alpha_rao))
         burn = Entry.move(iso, "emission", "burn", d.burn_rao, "rao", "burn", event.id)

@@ -10,8 +10,7 @@ hashed in canonical JSON, chained to the previous day's hash.
 from __future__ import annotations
 
 import hashlib
-import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from schemas.envelope import canonical_bytes
@@ -26,16 +25,17 @@ def provider(hotkey: str) -> str:
 
 class Entry(NamedTuple):
     """One movement. A named tuple, not a frozen dataclass: a busy day books one per node and epoch, and a
-    tuple is built several times faster."""
+    tuple is built several times faster. Its fields are in the canonical order (kind, unit, debit, credit,
+    executor_id, cause_id, day, amount), so entries sort as tuples in it, twice as fast as by a key."""
 
-    day: str
+    kind: str
+    unit: str  # "rao" | "usd_micros"
     debit: str
     credit: str
-    amount: int
-    unit: str  # "rao" | "usd_micros"
-    kind: str
+    executor_id: str
     cause_id: str
-    executor_id: str = ""
+    day: str
+    amount: int
 
     @staticmethod
     def move(day: str, src: str, dst: str, amount: int, unit: str, kind: str, cause_id: str,
@@ -45,19 +45,15 @@ class Entry(NamedTuple):
             return None
         if amount < 0:
             src, dst, amount = dst, src, -amount
-        return Entry(day, src, dst, amount, unit, kind, cause_id, executor_id)
+        return Entry(kind, unit, src, dst, executor_id, cause_id, day, amount)
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
 
 
-# The canonical order: (kind, unit, debit, credit, executor_id, cause_id, day, amount), by field index.
-sort_key: Callable[[Entry], tuple[str, str, str, str, str, str, str, int]] = operator.itemgetter(5, 4, 1, 2, 7, 6, 0, 3)
-
-
 def canonical_order(entries: Iterable[Entry]) -> tuple[Entry, ...]:
-    """A day's entries in the order its hash covers and its rows are numbered."""
-    return tuple(sorted(entries, key=sort_key))
+    """A day's entries in the order its hash covers and its rows are numbered: as tuples (see `Entry`)."""
+    return tuple(sorted(entries))
 
 
 def day_hash(previous: str, entries: Iterable[Entry]) -> str:

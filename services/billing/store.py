@@ -6,7 +6,7 @@ with it or not at all), so the tables are always exactly the fold of the inbox:
   the event itself is in the outbox, as published);
 - each derived `day.closed` → one `day_statement` row, one `provider_day` row per provider of the
   statement, and that day's ledger entries (carried by its `ClosedDayEvent`), numbered in the canonical order
-  the ledger hash is computed over (`services.billing.ledger.sort_key`).
+  the ledger hash is computed over (`services.billing.ledger.canonical_order`).
 
 What the constraints make impossible:
 - an unbalanced posting: every row is one movement with a debit and a credit account (different ones) and a
@@ -349,5 +349,5 @@ async def stored_entries(conn: asyncpg.Connection, day: date) -> list[Entry]:
            WHERE day = $1 ORDER BY seq""",
         day,
     )
-    return [Entry(r["day"].isoformat(), r["debit"], r["credit"], r["amount"], r["unit"], r["kind"], r["cause_id"],
-                  r["executor_id"]) for r in rows]
+    return [Entry(kind=r["kind"], unit=r["unit"], debit=r["debit"], credit=r["credit"], executor_id=r["executor_id"],
+                  cause_id=r["cause_id"], day=r["day"].isoformat(), amount=r["amount"]) for r in rows]

@@ -25,7 +25,7 @@ from schemas.envelope import Event
 from schemas.events import EVENT_MODELS, DayClosed
 from schemas.topics import INPUT, ROUTES
 from services.billing.core import BillingCore, ClosedDayEvent
-from services.billing.ledger import GENESIS_HASH, Entry, day_hash, sort_key
+from services.billing.ledger import GENESIS_HASH, Entry, canonical_order, day_hash
 from services.billing.store import stored_entries
 from services.pipeline import Pipeline
 from services.runtime.kafka import committed_offsets, new_producer
@@ -207,7 +207,7 @@ async def stored_ledger(conn: asyncpg.Connection) -> dict[date, list[Entry]]:
 
 
 def expected_ledger(ref: Reference) -> dict[date, list[Entry]]:
-    return {d: sorted(es, key=sort_key) for d, es in sorted(ref.entries.items())}
+    return {d: list(canonical_order(es)) for d, es in sorted(ref.entries.items())}
 
 
 def hash_chain(ledger: dict[date, list[Entry]]) -> list[str]:
