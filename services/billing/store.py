@@ -204,13 +204,15 @@ MIGRATIONS: tuple[str, ...] = (
 
 def numbered(ordered: Sequence[Entry]) -> list[tuple[int, int, Entry]]:
     """(seq, part, entry) of entries in canonical order (`ClosedDayEvent.entries` holds them so): seq is
-    the position, part the ordinal among entries that share the cause key."""
+    the position, part the ordinal among entries that share the cause key. The cause key is every field but
+    the amount, an entry's first seven (`Entry`): in canonical order, entries that share it are neighbours."""
     out: list[tuple[int, int, Entry]] = []
-    parts: dict[tuple[str, str, str, str, str, str, str], int] = {}
+    previous: tuple[str, ...] = ()
+    part = 0
     for seq, e in enumerate(ordered):
-        key = (e.kind, e.cause_id, e.executor_id, e.debit, e.credit, e.unit, e.day)
-        part = parts.get(key, 0)
-        parts[key] = part + 1
+        key = e[:7]
+        part = part + 1 if key == previous else 0
+        previous = key
         out.append((seq, part, e))
     return out
 
