@@ -205,12 +205,12 @@ MIGRATIONS: tuple[str, ...] = (
 def numbered(ordered: Sequence[Entry]) -> list[tuple[int, int, Entry]]:
     """(seq, part, entry) of entries in canonical order (`ClosedDayEvent.entries` holds them so): seq is
     the position, part the ordinal among entries that share the cause key. The cause key is every field but
-    the amount, an entry's first seven (`Entry`): in canonical order, entries that share it are neighbours."""
+    the amount, which is an entry's last (`Entry`): in canonical order, entries that share it are neighbours."""
     out: list[tuple[int, int, Entry]] = []
-    previous: tuple[str, ...] = ()
+    previous: tuple[object, ...] = ()
     part = 0
     for seq, e in enumerate(ordered):
-        key = e[:7]
+        key = e[:-1]
         part = part + 1 if key == previous else 0
         previous = key
         out.append((seq, part, e))
