@@ -16,6 +16,11 @@ accepted (inbox rows); both over the service's drain time, from the start of its
 to the moment every offset is committed and the outbox is published (polled every 20 ms). CPU seconds of the
 service process and of the PostgreSQL server processes over the drain show where the time goes on a shared
 machine (`*_per_service_cpu_s`: the rate one dedicated core would give the service alone).
+
+Before each run, the same log goes through the service's decide step alone, in this process, without Kafka
+or PostgreSQL (`offline_fold`): `offline_fold_billing_events_per_s` is what one core of the machine folds at
+that hour, and `e2e_vs_offline_fold` the share of it the service reaches end to end. The machine's speed moves
+from day to day (the same code ran 45 % slower one day than the day before); that ratio moves less.
 """
 
 from __future__ import annotations
@@ -42,9 +47,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.codec import Refused, decode, encode
 from schemas.topics import INPUT, READS, ROUTES
+from services.billing.app import Projection
+from services.billing.core import BillingCore
 from services.pipeline import Pipeline
+from services.runtime.collector import SERVICE_YOUNG, quiet_collector
+from services.runtime.consumer import split
 from services.runtime.kafka import committed_offsets, create_all_topics, new_producer
-from services.runtime.outbox import backlog
+from services.runtime.outbox import Message, backlog
+from services.runtime.processor import Processor
+from services.runtime.settings import Settings
 from services.scoring.core import ScoringCore
 from sn51.localinfra import postgres
 from sn51.localinfra.broker import broker_argv, kafka_answers
@@ -52,6 +63,30 @@ from sn51.localinfra.procs import HOST, free_port, terminate, wait_until
 from sn51.sim import lines
 
 Record = tuple[str, str, bytes]  # topic, key, value
+
+
+class NoInbox:
+    """The inbox lookup of `Processor.decide` answering "never seen": the offline fold has no database."""
+
+    async def fetch(self, query: str, *args: object) -> list[Any]:
+        return []
+
+
+async def offline_fold(records: list[Record], batch_size: int) -> tuple[float, int]:
+    """The service's decide step alone, in this process, over the same log and in the service's batches:
+    decoding, the core, the outbox rows and the read model's rows (`Processor.decide`), without Kafka or
+    PostgreSQL. Returns its seconds and the events billing accepted: what one core of this machine does at
+    most at this hour, measured beside each end-to-end run, so that `e2e_vs_offline_fold` compares runs across
+    machines and days (the same code ran 45 % slower one day than the day before)."""
+    processor = Processor("billing", BillingCore(), projection=Projection())
+    messages = [Message(t, 0, i, k.encode(), v) for i, (t, k, v) in enumerate(records)]
+    quiet_collector(SERVICE_YOUNG)  # as the service runs
+    accepted = 0
+    began = time.perf_counter()
+    for first in range(0, len(messages), batch_size):
+        for batch in split(messages[first:first + batch_size], Settings().batch_bytes):
+            accepted += len((await processor.decide(NoInbox(), batch)).inbox)
+    return time.perf_counter() - began, accepted
 
 
 def build_log(seed: int, providers: int, days: float) -> list[Record]:
@@ -219,9 +254,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             postgres.create_database(server.admin_url, db_name)
             try:
                 database_url = postgres.with_database(server.admin_url, db_name)
+                fold_s, folded = asyncio.run(offline_fold(records, args.batch_size))
                 load_before = os.getloadavg()[0]
                 e2e = asyncio.run(measure(f"{HOST}:{port}", database_url, records, tmp, args.batch_size))
-                runs.append(figures(e2e, len(records), os.getloadavg()[0] - load_before))
+                runs.append(figures({**e2e, "fold_s": fold_s, "folded": folded}, len(records),
+                                    os.getloadavg()[0] - load_before))
             finally:
                 with contextlib.suppress(Exception):
                     postgres.drop_database(server.admin_url, db_name)
@@ -247,7 +284,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "max_message_bytes": max(len(v) for _, _, v in records), "build_s": round(build_s, 2)},
         "runs": runs,
         "median": {k: median(k) for k in ("messages_per_s", "billing_events_per_s", "drain_s", "service_cpu_s",
-                                           "postgres_cpu_s", "raw_consume_msgs_per_s", "e2e_vs_raw")},
+                                           "postgres_cpu_s", "raw_consume_msgs_per_s", "e2e_vs_raw",
+                                           "offline_fold_billing_events_per_s", "e2e_vs_offline_fold")},
         "machine": {"cpus": os.cpu_count(), "batch_size": args.batch_size},
         "target_events_per_s": 5000,
         # Two readings of "events/s end to end": every event consumed from the broker (messages_per_s, what
@@ -280,6 +318,11 @@ def figures(e2e: dict[str, Any], messages: int, load_change: float) -> dict[str,
         "trial_balanced": e2e["trial_balanced"],
         "earnings_summed": e2e["earnings_summed"],
         "e2e_vs_raw": round(raw_s / drain_s, 4),
+        # The decide step alone, offline, just before the run (`offline_fold`): the ceiling of one core, and
+        # the end-to-end rate as a share of it (the same events: `offline_folded` equals rows.inbox).
+        "offline_folded": e2e["folded"],
+        "offline_fold_billing_events_per_s": round(e2e["folded"] / e2e["fold_s"]),
+        "e2e_vs_offline_fold": round(e2e["fold_s"] / drain_s, 4),
         "load_avg_change": round(load_change, 2),
     }
 
