@@ -115,6 +115,7 @@ async def consume(
     settings: Settings,
     connect: Callable[[], Awaitable[asyncpg.Connection]],
     on_commit: Callable[[Queued | None], None] = lambda queued: None,
+    on_idle: Callable[[], None] = lambda: None,
 ) -> None:
     """Run forever (until cancelled or until something fails, which propagates).
 
@@ -125,7 +126,8 @@ async def consume(
     transaction: a poll that brought a few messages costs a transaction of its own only when the writer was
     idle. After each transaction, back on this loop, its ids are settled, the relay is woken (`on_commit`,
     with the rows its COPY queued) and its offsets handed to the committer. A failure of any step ends the
-    loop with its exception, and nothing decided after a failed store is stored.
+    loop with its exception, and nothing decided after a failed store is stored. A poll that finds nothing
+    calls `on_idle` (the service's full collections: `collector.IdleCollections`).
 
     The loop holds a connection of the pool while it runs, to look batches up in the inbox (taken from the
     pool for each batch, every release cost a reset round trip)."""
@@ -154,6 +156,7 @@ async def consume(
                 polled = await consumer.getmany(timeout_ms=settings.poll_timeout_ms,
                                                 max_records=settings.batch_size)
                 if not polled:
+                    on_idle()
                     continue
                 messages = merge({
                     tp: [Message(r.topic, r.partition, r.offset, r.key, r.value or b"", r.timestamp)

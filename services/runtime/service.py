@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from schemas.topics import ALL_TOPICS, ROUTES
 from services.core import Core
 from services.runtime import logging as rlog
 from services.runtime.api import create_app
-from services.runtime.collector import REPLAY_YOUNG, SERVICE_YOUNG, quiet_collector
+from services.runtime.collector import REPLAY_YOUNG, SERVICE_YOUNG, IdleCollections, quiet_collector
 from services.runtime.consumer import consume, new_consumer
 from services.runtime.db import connect as db_connect
 from services.runtime.db import create_pool, hold_writer_lock, migrate, schema_name
@@ -112,7 +113,16 @@ async def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
         ctx = RuntimeContext(settings, pool, relay.wake, log)
         async with asyncio.TaskGroup() as tg:
             connect = functools.partial(db_connect, settings.database_url, spec.name)
-            tg.create_task(consume(consumer, pool, processor, settings, connect, relay.wake), name="consumer")
+            idle = IdleCollections(settings.full_collection_seconds)
+
+            def collect_when_idle() -> None:
+                began = time.perf_counter()
+                found = idle.on_idle()
+                if found is not None:
+                    log.info("full collection", unreachable=found, seconds=round(time.perf_counter() - began, 3))
+
+            tg.create_task(consume(consumer, pool, processor, settings, connect, relay.wake, collect_when_idle),
+                           name="consumer")
             tg.create_task(relay.run(), name="relay")
             if settings.api_enabled:
                 app = create_app(spec.name, spec.router, pool)

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # writer's thread (`writer.py`) needs it after each reply of PostgreSQL, while the core folds on the other.
     gil_switch_seconds: float = 0.0005
     poll_timeout_ms: int = 200
+    # When a poll finds nothing, at most this often: a full collection, frozen objects included (`collector.py`)
+    full_collection_seconds: float = 600.0
     max_partition_fetch_bytes: int = 8 * 1024 * 1024  # per partition and fetch
     fetch_max_wait_ms: int = 50  # how long the broker may hold a fetch that finds nothing new
     relay_batch: int = 1_000

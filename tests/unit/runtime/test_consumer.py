@@ -207,3 +207,20 @@ async def test_a_failed_offset_commit_ends_the_loop() -> None:
     with pytest.raises(ConnectionError, match="the coordinator went away"):
         await run_loop(processor, consumer, ahead=1)
     assert len(consumer.commits) == 1  # the first went through, the second failed and ended the loop
+
+
+async def test_only_a_poll_that_finds_nothing_calls_on_idle() -> None:
+    processor, consumer = FakeProcessor(), FakeConsumer(3)
+    idle_after: list[int] = []  # how many records had been handed out at each idle call
+    task = asyncio.create_task(consume(
+        consumer, FakePool(), processor, Settings(poll_timeout_ms=5), fake_connect,  # type: ignore[arg-type]
+        on_idle=lambda: idle_after.append(consumer.next),
+    ))
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(idle_after) < 2:
+        assert asyncio.get_running_loop().time() < deadline and not task.done()
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert idle_after[:2] == [3, 3]  # none while records came, then one per empty poll
