@@ -8,7 +8,7 @@ counting; only cycles (the folds build none) wait longer for the collector.
 
 Two kinds of cycles would wait for ever: among objects frozen at start-up, and among objects that had reached
 the oldest generation (collected every 2,000 young collections, a billion net allocations: never, in a
-service that handles a few thousand events a day). A chain client replacing a connection can leave either
+service that handles a few thousand events a day). A chain client replacing a connection may leave either
 kind. So a service also collects everything, the frozen objects included, when its consumer finds nothing to
 do, at most every `Settings.full_collection_seconds` (`IdleCollections`), and freezes what survives again.
 """
