@@ -80,11 +80,12 @@ async def offline_fold(records: list[Record], batch_size: int) -> tuple[float, i
     machines and days (the same code ran 45 % slower one day than the day before)."""
     processor = Processor("billing", BillingCore(), projection=Projection())
     messages = [Message(t, 0, i, k.encode(), v) for i, (t, k, v) in enumerate(records)]
+    batch_bytes = Settings().batch_bytes  # the service's, read from the same environment
     quiet_collector(SERVICE_YOUNG)  # as the service runs
     accepted = 0
     began = time.perf_counter()
     for first in range(0, len(messages), batch_size):
-        for batch in split(messages[first:first + batch_size], Settings().batch_bytes):
+        for batch in split(messages[first:first + batch_size], batch_bytes):
             accepted += len((await processor.decide(NoInbox(), batch)).inbox)
     return time.perf_counter() - began, accepted
 

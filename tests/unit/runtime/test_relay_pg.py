@@ -38,8 +38,6 @@ class Recorder:
         return await pending_records(conn, limit)
 
 
-
-
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec = Recorder()
