@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
@@ -33,8 +33,7 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """A decoded, validated event: envelope fields plus its typed data."""
 
     id: str
@@ -65,7 +64,7 @@ class Event:
         return canonical_bytes(self.to_dict())
 
 
-EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Event))
+EVENT_FIELDS: tuple[str, ...] = Event.__struct_fields__
 """The envelope fields of an `Event` (a subclass may carry more beside them, never published)."""
 
 _STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

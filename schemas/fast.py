@@ -1,8 +1,9 @@
 """The fast path of `schemas.codec.decode`: one Rust validation, from the message bytes to the `Event`.
 
 A tagged union (on `type`) of one envelope schema per event type (current schema_version only) is validated
-straight from the bytes and builds the `Event` dataclass itself, with its data model inside (validated by the
-model's own validator). Two things make it cheaper than validating an envelope model, and neither changes
+straight from the bytes and calls `Event` with the validated fields (a keyword-only arguments schema: an
+unknown key is refused, as in the envelope model), with its data model inside (validated by the model's own
+validator). Two things make it cheaper than validating an envelope model, and neither changes
 what is accepted:
 - the envelope's time, in the canonical form (`2026-11-01T00:00:41Z`, up to six decimals), is parsed by
   pydantic's Rust datetime parser instead of the Python validator `parse_time`; any other spelling fails here
@@ -48,9 +49,10 @@ def _exactly(version: int) -> core_schema.CoreSchema:
 
 def _envelope(type_: str) -> core_schema.CoreSchema:
     data = EVENT_MODELS[type_].__pydantic_core_schema__
-    field = core_schema.dataclass_field
-    args = core_schema.dataclass_args_schema(
-        "Event",
+    def field(name: str, schema: core_schema.CoreSchema) -> core_schema.ArgumentsParameter:
+        return core_schema.arguments_parameter(name, schema, mode="keyword_only")
+
+    args = core_schema.arguments_schema(
         [
             field("id", _strict_str()),
             field("type", core_schema.literal_schema([type_])),
@@ -62,12 +64,8 @@ def _envelope(type_: str) -> core_schema.CoreSchema:
             field("data", data),
             field("schema_version", _exactly(CURRENT_VERSION[type_])),
         ],
-        extra_behavior="forbid",
     )
-    return core_schema.dataclass_schema(
-        Event, args, ["id", "type", "source", "time", "key", "causation_id", "data", "schema_version"],
-        slots=True, frozen=True,
-    )
+    return core_schema.call_schema(args, Event)
 
 
 _VALIDATOR = SchemaValidator(

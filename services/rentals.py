@@ -9,9 +9,10 @@ applied when the start arrives; a second start is ignored; a second stop replace
 from __future__ import annotations
 
 from collections.abc import Container
-from dataclasses import dataclass, replace
 from datetime import datetime
 from fractions import Fraction
+
+import msgspec
 
 from schemas.codec import Refused
 from schemas.envelope import Event
@@ -27,8 +28,7 @@ def require_listed(event: Event, listed: Container[str]) -> None:
         raise Refused("unknown_executor", f"executor {d.executor_id} was never listed")
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
+class Listing(msgspec.Struct, frozen=True):
     executor_id: str
     hotkey: str
     coldkey: str
@@ -43,8 +43,7 @@ class Listing:
                        frac(d.price_per_gpu_usd), d.sysbox)
 
 
-@dataclass(frozen=True, slots=True)
-class Rental:
+class Rental(msgspec.Struct, frozen=True):
     rental_id: str
     executor_id: str
     price: Fraction
@@ -58,8 +57,7 @@ class Rental:
         return self.stopped_at is None
 
 
-@dataclass(frozen=True, slots=True)
-class RentalChange:
+class RentalChange(msgspec.Struct, frozen=True):
     """What an event did to a rental: `before` is None for a rental that just became known."""
 
     before: Rental | None
@@ -110,7 +108,7 @@ class RentalBook:
         if before is None:
             self.held_stops[d.rental_id] = d.stopped_at
             return None
-        after = replace(before, stopped_at=d.stopped_at)
+        after = msgspec.structs.replace(before, stopped_at=d.stopped_at)
         self.rentals[d.rental_id] = after
         active = self.active_by_executor.get(before.executor_id)
         if active is not None:

@@ -54,8 +54,7 @@ SOURCE = "billing"
 ExecutorDay = tuple[str, date]
 
 
-@dataclass(frozen=True, slots=True)
-class ClosedDayEvent(Event):
+class ClosedDayEvent(Event, frozen=True):
     """A derived `day.closed` with what its statement stands on but does not publish: the day's ledger entries
     in canonical order and the hash they are chained from. The projection stores them with the statement,
     from the event alone (it may write a batch while the core has moved on to the next one); `encode` writes

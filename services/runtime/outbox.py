@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import asyncpg
+import msgspec
 
 from schemas.codec import encode
 from schemas.envelope import Event
@@ -44,8 +45,7 @@ class OutboxRow(NamedTuple):
     headers: str = "[]"  # JSON [[name, value], ...], as the jsonb column holds it; only dead letters have any
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(msgspec.Struct, frozen=True):
     """One consumed Kafka record, as the processor needs it (nothing of aiokafka leaks past the consumer)."""
 
     topic: str

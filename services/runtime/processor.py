@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from schemas.codec import Refused, content_hash, decode
 from schemas.envelope import Event
@@ -54,28 +55,24 @@ ProjectHook = Callable[[asyncpg.Connection, Event, list[Event]], Awaitable[None]
 """A read model written event by event in the store step: a function of the event and what it derived."""
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True):
     message: Message
     event: Event
     content_hash: str
     derived: list[Event]
 
 
-@dataclass(frozen=True, slots=True)
-class Duplicate:
+class Duplicate(msgspec.Struct, frozen=True):
     message: Message
     event: Event
 
 
-@dataclass(frozen=True, slots=True)
-class Ignored:
+class Ignored(msgspec.Struct, frozen=True):
     message: Message
     event_type: str
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(msgspec.Struct, frozen=True):
     message: Message
     code: str
     reason: str
