@@ -47,22 +47,24 @@ def _exactly(version: int) -> core_schema.CoreSchema:
     return core_schema.int_schema(strict=True, ge=version, le=version)
 
 
+def _keyword(name: str, schema: core_schema.CoreSchema) -> core_schema.ArgumentsParameter:
+    """A keyword-only argument of `Event`: the JSON object's keys are its keywords, and no other key is taken."""
+    return core_schema.arguments_parameter(name, schema, mode="keyword_only")
+
+
 def _envelope(type_: str) -> core_schema.CoreSchema:
     data = EVENT_MODELS[type_].__pydantic_core_schema__
-    def field(name: str, schema: core_schema.CoreSchema) -> core_schema.ArgumentsParameter:
-        return core_schema.arguments_parameter(name, schema, mode="keyword_only")
-
     args = core_schema.arguments_schema(
         [
-            field("id", _strict_str()),
-            field("type", core_schema.literal_schema([type_])),
-            field("source", _strict_str()),
-            field("time", _rust_time()),
-            field("key", _strict_str()),
-            field("causation_id", core_schema.with_default_schema(core_schema.nullable_schema(_strict_str()),
-                                                                  default=None)),
-            field("data", data),
-            field("schema_version", _exactly(CURRENT_VERSION[type_])),
+            _keyword("id", _strict_str()),
+            _keyword("type", core_schema.literal_schema([type_])),
+            _keyword("source", _strict_str()),
+            _keyword("time", _rust_time()),
+            _keyword("key", _strict_str()),
+            _keyword("causation_id", core_schema.with_default_schema(core_schema.nullable_schema(_strict_str()),
+                                                                     default=None)),
+            _keyword("data", data),
+            _keyword("schema_version", _exactly(CURRENT_VERSION[type_])),
         ],
     )
     return core_schema.call_schema(args, Event)
