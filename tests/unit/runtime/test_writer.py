@@ -70,11 +70,11 @@ async def test_a_connection_that_cannot_be_opened_fails_the_start() -> None:
         await writer.start()
 
 
-async def test_a_failure_is_raised_by_the_next_submit_and_nothing_is_written_after_it() -> None:
+async def test_a_failure_is_raised_by_the_next_submit_and_nothing_is_submitted_after_it() -> None:
     processor = Processor()
 
     def stored(decided: Decided, queued: Queued | None) -> None:
-        if 1 in (m.offset for m in decided.messages):
+        if 5 in (m.offset for m in decided.messages):
             raise RuntimeError("settling failed")
 
     async def connect() -> Connection:
@@ -88,4 +88,6 @@ async def test_a_failure_is_raised_by_the_next_submit_and_nothing_is_written_aft
     with pytest.raises(RuntimeError, match="settling failed"):
         writer.check()
     await writer.stop()
-    assert len(processor.written) < 50
+    # Room for two batches (`ahead` and the one being stored) is given back only by reports that went well:
+    # when batch 5's report failed, batch 6 at most had been submitted besides it.
+    assert 5 in processor.written and max(processor.written) <= 6
