@@ -51,6 +51,11 @@ from services.params import Params, apply_update
 from services.rentals import Rental, RentalBook, RentalChange
 
 SOURCE = "billing"
+
+_validate_accrued = EarningsAccrued.__pydantic_validator__.validate_python
+"""`EarningsAccrued(**fields)`, the same validation, from a dict: without `BaseModel.__init__`'s Python frame and
+keywords, and with the absent amount left out rather than validated as None, it costs about half (one per paid
+node and epoch: the most frequent event)."""
 ExecutorDay = tuple[str, date]
 
 
@@ -405,8 +410,13 @@ class BillingCore:
 
     def _accrued(self, cause: Event, hk: str, ex: str, day: str, kind: str, cause_id: str, *,
                  rao: int | None = None, usd: int | None = None, tag: str = "") -> Event:
-        data = EarningsAccrued(hotkey=hk, executor_id=ex, billing_day=day, kind=kind,  # type: ignore[arg-type]
-                               amount_rao=rao, amount_usd_micros=usd, cause_id=cause_id)
+        fields: dict[str, object] = {"hotkey": hk, "executor_id": ex, "billing_day": day, "kind": kind,
+                                     "cause_id": cause_id}
+        if rao is not None:
+            fields["amount_rao"] = rao
+        if usd is not None:
+            fields["amount_usd_micros"] = usd
+        data: EarningsAccrued = _validate_accrued(fields)
         return derive("earnings.accrued", data, cause, source=SOURCE, key=hk,
                       discriminator=f"{kind}:{ex}:{day}:{tag}")
 
