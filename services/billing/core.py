@@ -33,7 +33,6 @@ from schemas.events import (
     CollateralLog,
     DayClosed,
     DayPrices,
-    EarningsAccrued,
     EpochClosed,
     EpochScored,
     ExecutorListed,
@@ -41,6 +40,7 @@ from schemas.events import (
     ProviderStatement,
     RentalIncident,
 )
+from schemas.plain import PlainDeriver
 from schemas.topics import INPUT_TYPES, READS
 from schemas.values import day_of, day_start, fmt_decimal, frac
 from services.admission import Admission
@@ -52,10 +52,11 @@ from services.rentals import Rental, RentalBook, RentalChange
 
 SOURCE = "billing"
 
-_validate_accrued = EarningsAccrued.__pydantic_validator__.validate_python
-"""`EarningsAccrued(**fields)`, the same validation, from a dict: without `BaseModel.__init__`'s Python frame and
-keywords, and with the absent amount left out rather than validated as None, it costs about half (one per paid
-node and epoch: the most frequent event)."""
+_ACCRUED = PlainDeriver("earnings.accrued")
+"""`earnings.accrued`, one per paid node and epoch (the most frequent event), validated from a dict and written
+from it (`schemas.plain`): the same validation and bytes as `derive` with the model's constructor, a quarter
+fewer instructions (no constructor frame and keywords, no model serialized again)."""
+
 ExecutorDay = tuple[str, date]
 
 
@@ -416,8 +417,6 @@ class BillingCore:
             fields["amount_rao"] = rao
         if usd is not None:
             fields["amount_usd_micros"] = usd
-        data: EarningsAccrued = _validate_accrued(fields)
-        return derive("earnings.accrued", data, cause, source=SOURCE, key=hk,
-                      discriminator=f"{kind}:{ex}:{day}:{tag}")
+        return _ACCRUED.derive(fields, cause, SOURCE, hk, f"{kind}:{ex}:{day}:{tag}")
 
 
