@@ -13,6 +13,7 @@ deriver is made, so a field added later with a serializer of its own cannot part
 
 from __future__ import annotations
 
+import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -20,7 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic.types import Strict
 
 from schemas.envelope import Cause, Written, canonical_bytes, derived_id, envelope_dict
-from schemas.events import EVENT_MODELS
+from schemas.events import CURRENT_VERSION, EVENT_MODELS
 
 _SCALARS = (str, int, bool)
 
@@ -39,7 +40,7 @@ def _strict_scalar(annotation: Any, metadata: list[Any]) -> bool:
 def _optional(annotation: Any) -> Any | None:
     """The annotation inside `X | None`, or None when `annotation` is not optional."""
     args = get_args(annotation)
-    if get_origin(annotation) is Union and len(args) == 2 and type(None) in args:
+    if get_origin(annotation) in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
         return next(a for a in args if a is not type(None))
     return None
 
@@ -73,13 +74,13 @@ def not_plain(model: type[BaseModel]) -> list[str]:
 class PlainDeriver:
     """Derives events of one type with a plain data model (see the module docstring), as `derive` would."""
 
-    def __init__(self, type_: str, *, schema_version: int = 1) -> None:
+    def __init__(self, type_: str) -> None:
         model = EVENT_MODELS[type_]
         why = not_plain(model)
         if why:
             raise TypeError(f"{model.__name__} is not plain: {', '.join(why)}")
         self.type = type_
-        self.schema_version = schema_version
+        self.schema_version = CURRENT_VERSION[type_]
         self.optional = tuple(name for name, field in model.model_fields.items() if field.exclude_if is not None)
         self._validate = model.__pydantic_validator__.validate_python
 
