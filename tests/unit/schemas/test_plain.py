@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pytest
@@ -52,7 +52,7 @@ def test_written_from_the_fields_is_what_derive_writes(fields: dict[str, Any], c
 
 
 def test_a_microsecond_time_and_a_listing_are_written_alike() -> None:
-    cause = Cause("c", datetime(2026, 11, 1, 23, 59, 59, 999_999, tzinfo=UTC) + timedelta(microseconds=1))
+    cause = Cause("c", datetime(2026, 11, 1, 23, 59, 59, 999_999, tzinfo=UTC))
     fields: dict[str, Any] = {"executor_id": "e", "hotkey": "h", "coldkey": "c", "gpu_model": "NVIDIA H200",
                               "gpu_count": 8, "price_per_gpu_usd": "2.85", "sysbox": True}
     written = PlainDeriver("executor.listed").derive(fields, cause, "s", "e")
@@ -83,6 +83,14 @@ def test_which_event_models_are_plain() -> None:
     assert plain == {"earnings.accrued", "executor.listed", "executor.delisted"}
     with pytest.raises(TypeError, match="RentalStarted is not plain: field started_at"):
         PlainDeriver("rental.started")
+
+
+class StrictByItsField(Data):
+    n: int | None = Field(default=None, strict=True, exclude_if=lambda v: v is None)  # types.UnionType
+
+
+def test_a_model_made_strict_by_its_fields_options_is_plain() -> None:
+    assert not_plain(StrictByItsField) == []
 
 
 class Lax(Data):
