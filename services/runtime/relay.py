@@ -10,6 +10,10 @@ COPY's rows have consecutive seqs, and rows become visible in seq order: see `ou
 costs one index lookup of two ids, against reading every row back. Anything else it reads from the table:
 rows other writers queued (dead letters, background tasks), a gap left by a rolled-back seq, what is pending
 at start-up, or what was handed while more than `hand_limit` rows already waited.
+
+The relay runs on the consumer's event loop. In a process of its own (tried twice, reading the outbox back
+and woken by a notification) it took up to a quarter of the service's CPU elsewhere and gained nothing end to
+end: on two cores that work is paid for beside the core's (`bench/BILLING.md`).
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ Python's 5 ms: a transaction is ten such hand-overs). Its own work (encoding the
 with the core's. Measured on the billing bench (6 alternating rounds against the writer on the consumer's
 loop): +4.7 % billing events/s with Python's switch interval, +8.6 % with 0.5 ms.
 
+Why not a process: tried twice, decided batches pickled to it over a pipe, and slower both times (the last:
+3,790 against 4,169 billing events/s, 6 alternating rounds). Per bench drain, pickling cost the consumer's
+process 0.27 s and unpickling the writer's 0.94 s, more than the writer's own Python work taken off the GIL
+(~0.65 s), on two cores that PostgreSQL and the broker also use (`bench/BILLING.md`).
+
 What crosses threads: decided batches in (`submit`, from the consumer's loop), and for each stored
 transaction a call back on the consumer's loop (`on_stored`, with the batch and the rows its COPY queued),
 where everything else happens: settling the ids, waking the relay, committing offsets. A failure in the
