@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -116,13 +117,24 @@ def _check_netuid(data: EpochClosed) -> None:
         raise Refused("bad_netuid", f"netuid {data.netuid} is not {NETUID}")
 
 
+_CAP_KEY = re.compile(r"0|[1-9][0-9]*")  # a GPU count as JSON writes an integer: ASCII, no leading zero
+
+
 def check_params_ranges(p: ParamsUpdated) -> None:
-    """Values no operator can mean (beyond the spec's list, written down in the README): refused whole."""
+    """Values that would break an invariant of the money or stop the system, refused whole (beyond the spec's
+    list, written down in the README): a rate, share or portion that would pay a provider more than there is
+    or less than nothing (`rental_fees_rate`, `total_burn_emission`, `gpu_portion_alpha` outside [0, 1], a
+    negative `portion`, a `tempo` or `seconds_per_block` below 1), a day closing before it ends (a negative
+    `day_close_grace_seconds`), and what no run can do (`max_batch` below 1, `payout_hour_utc` outside 0..23).
+    Values the spec's own rules take as they are stay accepted: a negative model price or cap, a cap keyed 0
+    ("a model price > 0", "a cap key ... with cap > 0"), an empty `vram_window` (every benchmark outside it), a
+    negative `payout_delay_days` or `min_payout_rao`. A cap key must still be a GPU count, written as JSON
+    writes an integer."""
 
     def bad(msg: str) -> Refused:
         return Refused("bad_params", msg)
 
-    for name in ("total_burn_emission", "rental_fees_rate"):
+    for name in ("total_burn_emission", "rental_fees_rate", "gpu_portion_alpha"):
         v = getattr(p, name)
         if v is not None and not (0 <= frac(v) <= 1):
             raise bad(f"{name} {v} outside [0, 1]")
@@ -130,28 +142,16 @@ def check_params_ranges(p: ParamsUpdated) -> None:
         v = getattr(p, name)
         if v is not None and v < 1:
             raise bad(f"{name} {v} < 1")
-    for name in ("day_close_grace_seconds", "payout_delay_days", "min_payout_rao"):
-        v = getattr(p, name)
-        if v is not None and v < 0:
-            raise bad(f"{name} {v} < 0")
+    if p.day_close_grace_seconds is not None and p.day_close_grace_seconds < 0:
+        raise bad(f"day_close_grace_seconds {p.day_close_grace_seconds} < 0")
     if p.payout_hour_utc is not None and not 0 <= p.payout_hour_utc <= 23:
         raise bad(f"payout_hour_utc {p.payout_hour_utc} outside 0..23")
-    for name in ("gpu_portion_alpha",):
-        v = getattr(p, name)
-        if v is not None and not (0 <= frac(v) <= 1):
-            raise bad(f"{name} {v} outside [0, 1]")
-    if p.vram_window is not None and frac(p.vram_window[0]) > frac(p.vram_window[1]):
-        raise bad(f"vram_window {list(p.vram_window)} is empty")
     for name, spec in (p.models or {}).items():
-        if spec.price is not None and frac(spec.price) < 0:
-            raise bad(f"models.{name}.price is negative")
         if spec.portion is not None and frac(spec.portion) < 0:
             raise bad(f"models.{name}.portion is negative")
-        for k, cap in (spec.caps or {}).items():
-            if not k.isdigit() or int(k) < 1:
+        for k in spec.caps or {}:
+            if not _CAP_KEY.fullmatch(k):
                 raise bad(f"models.{name}.caps key {k!r} is not a GPU count")
-            if cap < 0:
-                raise bad(f"models.{name}.caps[{k}] is negative")
 
 
 # The stateless rules by data type (a dict lookup: most events, benchmarks, have none).

@@ -172,7 +172,7 @@ class EpochScored(Data):
 class EarningsAccrued(Data):
     hotkey: StrictStr
     executor_id: StrictStr
-    billing_day: StrictStr = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    billing_day: StrictStr = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
     kind: Literal["emission", "rental_fee", "adjustment"]
     # "amount_rao or amount_usd_micros": the amount in the other unit is absent, not null. (`exclude_if`, not
     # a wrapping serializer: this is the most frequent event, and that costs three times as much.)
@@ -201,7 +201,7 @@ class ProviderStatement(Data):
 
 
 class DayClosed(Data):
-    billing_day: StrictStr = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    billing_day: StrictStr = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
     prices: DayPrices
     providers: list[ProviderStatement]
     ledger_hash: StrictStr

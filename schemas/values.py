@@ -15,10 +15,14 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, PlainSerializer, StrictStr, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+# ASCII digits only ([0-9], not \d, which also matches other scripts' digits, in Python and in pydantic's
+# Rust patterns alike): RFC 3339 and a decimal string are written in ASCII. An offset is at most 23:59 (RFC
+# 3339's time-numoffset; `datetime.fromisoformat` would take "+00:60" as an hour).
 _TIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))$"
 )
-_DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
 
 
 def parse_time(value: Any) -> datetime:
@@ -31,7 +35,7 @@ def parse_time(value: Any) -> datetime:
         raise PydanticCustomError("bad_time", "time must be an RFC 3339 string")
     m = _TIME.match(value)
     if m is None:
-        if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?$", value):
+        if re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$", value):
             raise PydanticCustomError("bad_time", "time without a UTC offset: {value}", {"value": value})
         raise PydanticCustomError("bad_time", "not an RFC 3339 time: {value}", {"value": value})
     try:
@@ -69,7 +73,7 @@ UtcTime = Annotated[
     datetime,
     BeforeValidator(parse_time),
     PlainSerializer(format_time, return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": r"(Z|z|[+-]\d{2}:\d{2})$"}),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": r"(Z|z|[+-][0-9]{2}:[0-9]{2})$"}),
 ]
 """A point in time, always UTC, serialised as RFC 3339 with 'Z'."""
 

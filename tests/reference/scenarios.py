@@ -191,6 +191,11 @@ def params(r: random.Random) -> dict[str, Any]:
         {"models": {"NVIDIA GeForce RTX 4090": {"caps": {"1": 1, "8": 8}}}},
         {"models": {"NVIDIA Z9": new_model}},
         {"models": {"NVIDIA H200": {"portion": "0.2"}}},  # refused: a portion for an existing model
+        # taken as they are by the spec's own rules ("a model price > 0", "a cap key ... with cap > 0")
+        {"models": {"NVIDIA GeForce RTX 4090": {"caps": {"0": 5, "1": -1, "8": 8}}}},
+        {"models": {"NVIDIA B200": {"price": "-1"}}},
+        {"vram_window": ["1.05", "0.90"]},
+        {"payout_delay_days": -1},
     ]
     out: dict[str, Any] = {}
     for choice in r.sample(choices, r.randint(1, 2)):

@@ -74,11 +74,53 @@ def test_revenue_and_params_refusals() -> None:
             "revenue_usd_by_model": {"NVIDIA H200": "-1"}}))
     for bad in ({"tempo": "360"}, {"max_price_rate": 3}, {"nope": "1"}, {"rented_normalization": "all"},
                 {"models": {"X": {"price": "1", "colour": "red"}}}, {"total_burn_emission": "1.5"},
-                {"tempo": 0}, {"payout_hour_utc": 24}, {"vram_window": ["1.05", "0.90"]},
-                {"models": {"X": {"price": "1", "caps": {"0": 1}, "vram_mib": 1}}}):
+                {"rental_fees_rate": "-0.1"}, {"gpu_portion_alpha": "2"}, {"tempo": 0}, {"seconds_per_block": 0},
+                {"max_batch": 0}, {"payout_hour_utc": 24}, {"day_close_grace_seconds": -1},
+                {"models": {"X": {"price": "1", "caps": {"1": 1}, "vram_mib": 1, "portion": "-0.1"}}},
+                {"models": {"X": {"price": "1", "caps": {"01": 1}, "vram_mib": 1}}},
+                {"models": {"X": {"price": "1", "caps": {"\uff11": 1}, "vram_mib": 1}}},
+                {"models": {"X": {"price": "\uff11", "caps": {"1": 1}, "vram_mib": 1}}}):
         with pytest.raises(Refused) as info:
             decode_obj(envelope("params.updated", "2026-11-01T00:00:00Z", bad))
-        assert info.value.code == "bad_params"
+        assert info.value.code == "bad_params", bad
+
+
+@pytest.mark.parametrize("update", [
+    {"vram_window": ["1.05", "0.90"]},  # empty: every benchmark outside it (vram_mismatch)
+    {"models": {"X": {"price": "1", "caps": {"0": 1, "8": -1}, "vram_mib": 1}}},  # "a cap key ... with cap > 0"
+    {"models": {"NVIDIA H200": {"price": "-1"}}},  # "a model price > 0"
+    {"payout_delay_days": -1}, {"min_payout_rao": -1},
+    {"rental_fees_rate": "0"}, {"rental_fees_rate": "1"}, {"total_burn_emission": "1"}, {"payout_hour_utc": 0},
+])
+def test_params_the_spec_rules_take_as_they_are_are_accepted(update: dict[str, Any]) -> None:
+    """Only the spec's list and values that would break the money's invariants or stop the system are refused
+    (`check_params_ranges`); what the spec's own rules handle is taken."""
+    assert decode_obj(envelope("params.updated", "2026-11-01T00:00:00Z", update)).type == "params.updated"
+
+
+@pytest.mark.parametrize("time", [
+    "2026-11-01T00:00:00",  # no offset
+    "\uff12026-11-01T00:00:00Z",  # a full-width digit: RFC 3339 is ASCII
+    "2026-11-01T00:00:00+24:00", "2026-11-01T00:00:00+25:00", "2026-11-01T00:00:00+00:60",  # no such offset
+    "2026-11-01T24:00:00Z", "2026-11-31T00:00:00Z",
+])
+def test_bad_times(time: str) -> None:
+    raw = listing()
+    raw["time"] = time
+    with pytest.raises(Refused) as info:
+        decode_obj(raw)
+    assert info.value.code == "bad_time"
+    with pytest.raises(Refused) as again:  # the same from the bytes (the fast path hands it to the slow one)
+        decode(json.dumps(raw).encode())
+    assert again.value.code == "bad_time"
+
+
+def test_decimal_strings_are_ascii() -> None:
+    raw = listing(price_per_gpu_usd="\uff12.85")
+    with pytest.raises(Refused) as info:
+        decode_obj(raw)
+    assert info.value.code == "bad_schema"
+    assert decode_obj(listing(price_per_gpu_usd="2.85")).type == "executor.listed"
 
 
 def test_malformed_bytes() -> None:
