@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.billing.ledger import Entry, canonical_order
+from schemas.envelope import canonical_json
+from services.billing.ledger import GENESIS_HASH, Entry, canonical_order, ordered_day_hash
 from services.billing.store import numbered
 
 few = st.sampled_from
@@ -33,3 +35,13 @@ def test_parts_count_the_entries_that_share_a_cause_key(es: list[Entry]) -> None
         cause = (e.kind, e.cause_id, e.executor_id, e.debit, e.credit, e.unit, e.day)
         assert (position, part) == (seq, seen[cause])
         seen[cause] += 1
+
+
+@given(entries, st.sampled_from([GENESIS_HASH, "ab" * 32]))
+def test_the_day_hash_is_sha256_of_the_chained_hash_and_the_entries_as_json_objects(es: list[Entry],
+                                                                                    previous: str) -> None:
+    """SPEC 3.4: "sha256 over the day's entries in canonical JSON, chained to the previous day's hash"; each
+    entry is the object of all its fields (`to_dict`), whatever way `ordered_day_hash` builds it."""
+    ordered = canonical_order(es)
+    body = canonical_json([e.to_dict() for e in ordered])
+    assert ordered_day_hash(previous, ordered) == hashlib.sha256((previous + body).encode()).hexdigest()
