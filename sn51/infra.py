@@ -30,11 +30,21 @@ from sn51.localinfra import (
     services_up,
 )
 
-__all__ = ["command_paths", "ensure_up", "local_endpoints", "register"]
+__all__ = ["command_paths", "database_url", "ensure_up", "local_endpoints", "register"]
 
 T = TypeVar("T")
 console = Console()
 infra_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Local broker, PostgreSQL and anvil.")
+
+
+def database_url(given: str | None) -> str | None:
+    """The database a command reads: `--database-url`, else DATABASE_URL, else the local stack's (None: none
+    known). Checked to parse first (`services.runtime.db.check_database_url`): a `ValueError` that does not
+    quote it."""
+    from services.runtime.db import check_database_url
+
+    url = given or os.environ.get("DATABASE_URL") or local_endpoints().database_url
+    return check_database_url(url) if url is not None else None
 
 
 def _guard(action: Callable[[], T]) -> T:
@@ -51,9 +61,13 @@ def _guard(action: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
-def _print_endpoints(endpoints: Endpoints) -> None:
+def _print_endpoints(endpoints: Endpoints, *, shown: bool = False) -> None:
+    """The endpoints as KEY=value lines, passwords masked (`mask_password`) unless `shown` (`sn51 infra env`,
+    whose output is meant for `eval`)."""
+    from services.runtime.redact import mask_password
+
     for key, value in endpoints.as_env().items():
-        typer.echo(f"{key}={value}")
+        typer.echo(f"{key}={value if shown else mask_password(value)}")
 
 
 @infra_app.command("up")
@@ -96,7 +110,7 @@ def status_infra(
 @infra_app.command("env")
 def env_infra() -> None:
     """KEY=value lines (KAFKA_BOOTSTRAP, DATABASE_URL, ANVIL_URL) for the shell or other tools."""
-    _print_endpoints(_guard(local_endpoints))
+    _print_endpoints(_guard(local_endpoints), shown=True)
 
 
 def _last_line(path: Path) -> str:

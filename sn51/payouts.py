@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from datetime import date
 from typing import Any
@@ -21,16 +20,6 @@ from rich.table import Table
 def _error(message: str) -> None:
     """One line on stderr, whatever the exception text held."""
     typer.echo("sn51 payouts: " + " ".join(message.split()), err=True)
-
-
-def _database_url(given: str | None) -> str | None:
-    if given:
-        return given
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    from sn51.infra import local_endpoints
-
-    return local_endpoints().database_url
 
 
 async def fetch_report(database_url: str, schema: str, day: date | None) -> dict[str, Any]:
@@ -111,7 +100,13 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             _error(f"--day must be YYYY-MM-DD, not {day!r}")
             raise typer.Exit(2) from None
-        url = _database_url(database_url)
+        try:
+            from sn51.infra import database_url as resolve
+
+            url = resolve(database_url)
+        except ValueError as exc:
+            _error(str(exc))
+            raise typer.Exit(2) from None
         if url is None:
             _error("no database: set DATABASE_URL, pass --database-url, or run `sn51 infra up`")
             raise typer.Exit(1)

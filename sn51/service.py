@@ -79,4 +79,22 @@ def register(app: typer.Typer) -> None:
         except LookupError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        run_loop(serve(spec))
+        try:
+            run_loop(serve(spec))
+        except Exception as exc:
+            stopped(name, exc)
+            raise typer.Exit(1) from None
+
+
+def stopped(name: str, exc: Exception) -> None:
+    """A service that failed: why, as a JSON log line with its traceback (redacted, as every line is), and one
+    line on stderr; the process then exits 1 (a supervisor restarts it, and the restart rebuilds from
+    PostgreSQL). Logging is set up again for the case the failure came before the service set it up."""
+    import os
+
+    from services.runtime import logging as rlog
+    from services.runtime.redact import redact_text
+
+    rlog.configure(os.environ.get("SN51_LOG_LEVEL", "INFO"))
+    rlog.get_logger(name).error("service stopped", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+    typer.echo(redact_text(f"sn51 service {name}: stopped: {type(exc).__name__}: {exc}"), err=True)

@@ -105,7 +105,9 @@ def consumed_topics(service: str) -> list[str]:
 async def read_database(url: str, st: ServiceStatus) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(url, timeout=5)
+    from services.runtime.db import check_database_url
+
+    conn = await asyncpg.connect(check_database_url(url), timeout=5)
     try:
         if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{st.service}.inbox"):
             st.errors.append(f"no schema {st.service!r} in this database (has the service run?)")

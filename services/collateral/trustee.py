@@ -38,6 +38,7 @@ from schemas.events import CollateralSlashRequested
 from services.collateral import chain
 
 log = structlog.get_logger("collateral.trustee")
+REQUEST_TYPE = "collateral.slash_requested"  # the event a `SlashPlan` carries out (its `request_id`)
 
 KEY_FILE_ENV = "SN51_TRUSTEE_KEY_FILE"
 KEY_ENV = "SN51_TRUSTEE_KEY"
@@ -68,6 +69,11 @@ class SlashPlan:
         d = request.data
         assert isinstance(d, CollateralSlashRequested)
         return SlashPlan(request.id, d.executor_id, d.amount_wei, d.reason)
+
+
+def about(plan: SlashPlan) -> dict[str, str]:
+    """The log fields naming the event a plan carries out."""
+    return {"event_id": plan.request_id, "event_type": REQUEST_TYPE}
 
 
 class PlanStore(Protocol):
@@ -116,7 +122,7 @@ class Trustee:
                         await self.settle(plan)
                     except Exception as exc:
                         failed = True
-                        log.warning("collateral.trustee.retry", event_id=plan.request_id,
+                        log.warning("collateral.trustee.retry", **about(plan),
                                     error=type(exc).__name__, detail=str(exc)[:200])
             except Exception as exc:  # the store is away
                 failed = True
@@ -139,7 +145,7 @@ class Trustee:
                 plan = replace(plan, status="landed", slashed_wei=int(landed["args"]["amount"]),
                                landed_tx_hash=chain.hex0x(landed["transactionHash"]).lower())
                 await self.store.update(plan)
-                log.info("collateral.slash.landed", event_id=plan.request_id, tx_hash=plan.landed_tx_hash,
+                log.info("collateral.slash.landed", **about(plan), tx_hash=plan.landed_tx_hash,
                          slashed_wei=plan.slashed_wei)
             return plan
         if plan.tx_hash is not None:
@@ -165,7 +171,7 @@ class Trustee:
         if amount <= 0:
             plan = replace(plan, status="nothing_to_slash", detail=f"collateral {balance} wei")
             await self.store.update(plan)
-            log.info("collateral.slash.nothing", event_id=plan.request_id, balance_wei=balance)
+            log.info("collateral.slash.nothing", **about(plan), balance_wei=balance)
             return plan
         return await self._sign_and_send(plan, amount)
 
@@ -181,7 +187,7 @@ class Trustee:
                        raw_tx=chain.hex0x(signed.raw_transaction), attempts=plan.attempts + 1)
         await self.store.update(plan)  # stored before it is sent: a crash after this resends the same tx
         await self._send_raw(plan)
-        log.info("collateral.slash.sent", event_id=plan.request_id, tx_hash=plan.tx_hash, amount_wei=amount)
+        log.info("collateral.slash.sent", **about(plan), tx_hash=plan.tx_hash, amount_wei=amount)
         return plan
 
     async def _send_raw(self, plan: SlashPlan) -> None:
@@ -201,13 +207,13 @@ class Trustee:
             if int(receipt["status"]) == 0:
                 plan = replace(plan, status="failed", detail=f"reverted in block {receipt['blockNumber']}")
                 await self.store.update(plan)
-                log.error("collateral.slash.reverted", event_id=plan.request_id, tx_hash=plan.tx_hash)
+                log.error("collateral.slash.reverted", **about(plan), tx_hash=plan.tx_hash)
             return plan  # mined: its log is waiting for its confirmations
         if await self._maybe(self.w3.eth.get_transaction(plan.tx_hash)) is not None:  # type: ignore[arg-type]
             return plan  # pending
         try:
             await self._send_raw(plan)  # the very same transaction: it can land only once
-            log.warning("collateral.slash.resent", event_id=plan.request_id, tx_hash=plan.tx_hash)
+            log.warning("collateral.slash.resent", **about(plan), tx_hash=plan.tx_hash)
             return plan
         except Exception as exc:
             if "nonce" not in str(exc).lower():

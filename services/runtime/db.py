@@ -16,8 +16,11 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
+
+from services.runtime.redact import redact_url
 
 
 def lz4_or_uncompressed(*columns: tuple[str, str]) -> str:
@@ -121,7 +124,27 @@ def _server_settings(service: str) -> dict[str, str]:
     return {"search_path": f"{schema_name(service)}, public", **SERVER_SETTINGS}
 
 
+def check_database_url(url: str) -> str:
+    """`url`, once it reads as a PostgreSQL URL; else `ValueError` saying what is wrong without its text.
+    asyncpg's own error for a password holding an unencoded '#', '/' or '?' quotes the part of the password it
+    took for the port, and that would reach a log or a terminal."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"DATABASE_URL is not a postgresql:// URL ({redact_url(url)})")
+    shown = redact_url(url)
+    try:
+        if "," not in shown:  # libpq's multi-host form (h1:5432,h2:5432) has no single port
+            _ = urlsplit(url).port  # raises ValueError for a port that is not one
+    except ValueError:
+        shown = "://***"
+    if shown.endswith("://***"):
+        raise ValueError("DATABASE_URL does not parse: a bad port, or a '#', '/', '?' or '@' in its user name or "
+                         "password that is not percent-encoded")
+    return url
+
+
 async def create_pool(database_url: str, service: str, size: int = 6) -> asyncpg.Pool:
+    check_database_url(database_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=size,
                                      server_settings=_server_settings(service))
     assert pool is not None
@@ -130,6 +153,7 @@ async def create_pool(database_url: str, service: str, size: int = 6) -> asyncpg
 
 async def connect(database_url: str, service: str) -> asyncpg.Connection:
     """One connection set up as the pool's are."""
+    check_database_url(database_url)
     conn: asyncpg.Connection = await asyncpg.connect(database_url, server_settings=_server_settings(service))
     return conn
 

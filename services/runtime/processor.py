@@ -282,7 +282,8 @@ class Processor:
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name != OUTBOX_ID_KEY:
                 raise
-            self.log.warning("an outbox id was queued already; storing the batch again", error=str(error))
+            self.log.warning("an outbox id was queued already; storing the batch again", error=str(error),
+                             detail=error.detail)  # the detail names the id
             return await self._store(conn, decided, copy=False)
 
     def settle(self, decided: Decided) -> None:

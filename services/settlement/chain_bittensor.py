@@ -22,6 +22,7 @@ import bittensor as bt
 from bittensor._transport.contract import SignedExtrinsic
 from bittensor.signing import public_view, resolve_signer
 
+from services.runtime.redact import redact_url
 from services.settlement.chain import (
     NETUID,
     BatchFailed,
@@ -68,13 +69,13 @@ class BittensorChain:
     ) -> BittensorChain:
         """A client pinned to `endpoint`: no fallback, no archive, no public default."""
         if not endpoint.startswith(("ws://", "wss://")):
-            raise ValueError(f"an explicit ws:// or wss:// endpoint is required, got {endpoint!r}")
+            raise ValueError(f"an explicit ws:// or wss:// endpoint is required, got {redact_url(endpoint)!r}")
         client = bt.Client(endpoint, fallback_endpoints=[], archive_endpoints=[], substrate=substrate)
         return cls(client, wallet, payout_hotkey=payout_hotkey, **options)
 
     def __repr__(self) -> str:
         return (
-            f"BittensorChain(endpoint={self.client.endpoint!r}, payout_hotkey={self._payout_hotkey!r}, "
+            f"BittensorChain(endpoint={redact_url(self.client.endpoint)!r}, payout_hotkey={self._payout_hotkey!r}, "
             f"payout_coldkey={self._payout_coldkey!r})"
         )
 

@@ -14,6 +14,8 @@ import structlog
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.runtime.redact import redact_url
+
 if TYPE_CHECKING:
     from services.settlement.chain_bittensor import BittensorChain
 
@@ -47,7 +49,7 @@ class SettlementChainSettings(BaseSettings):
         return {
             "mode": "dry_run" if self.dry_run else "live",
             "missing": self.missing,
-            "endpoint": self.endpoint,
+            "endpoint": redact_url(self.endpoint) if self.endpoint else None,  # credentials travel in URLs
             "wallet_path": self.wallet_path,
             "wallet_name": self.wallet_name,
             "wallet_password": "set" if self.wallet_password else "unset",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,13 +31,12 @@ def _fail(msg: str) -> typer.Exit:
 
 
 def _database_url(given: str | None) -> str:
-    if given:
-        return given
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    from sn51.infra import local_endpoints
+    from sn51.infra import database_url
 
-    url = local_endpoints().database_url
+    try:
+        url = database_url(given)
+    except ValueError as exc:
+        raise _fail(f"sn51 audit: {exc}") from None
     if url is None:
         raise _fail("no database: set DATABASE_URL, pass --database-url, or run `sn51 infra up`")
     return url

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from services.runtime.redact import mask_password
 from sn51.localinfra import postgres
 from sn51.localinfra.anvil import DEFAULT_PORT as ANVIL_PORT
 from sn51.localinfra.anvil import anvil_answers, anvil_argv, anvil_installed, anvil_url
@@ -154,7 +155,7 @@ def infra_status() -> list[Component]:
     if pg is None:
         rows.append(Component("postgresql", "-", False, "not started"))
     else:
-        rows.append(Component("postgresql", _redact(pg.url), postgres.answers(pg.url), pg.kind))
+        rows.append(Component("postgresql", mask_password(pg.url), postgres.answers(pg.url), pg.kind))
     if anvil_installed():
         url = anvil_url(anvil_port())
         pid = running_pid("anvil")
@@ -203,14 +204,3 @@ def services_up(endpoints: Endpoints, settle_s: float = 4.0) -> dict[str, int | 
 
 def services_down() -> list[str]:
     return [name for name in SERVICES if stop(f"service-{name}")]
-
-
-def _redact(url: str) -> str:
-    """A URL without its password, for display."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
