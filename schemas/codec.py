@@ -63,6 +63,8 @@ def decode_slow(raw: bytes | str) -> Event:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Refused("malformed", f"not JSON: {exc}") from None
+    except RecursionError:  # nesting past the interpreter's depth: a poison message must not stop a service
+        raise Refused("malformed", "not JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise Refused("malformed", "the message is not a JSON object")
     return decode_obj(obj)

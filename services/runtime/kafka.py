@@ -118,7 +118,7 @@ async def create_all_topics(bootstrap: str, prefix: str = "", partitions: int = 
 def _key_of(value: bytes) -> bytes | None:
     try:
         obj = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     key = obj.get("key") if isinstance(obj, dict) else None
     return key.encode() if isinstance(key, str) else None

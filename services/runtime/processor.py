@@ -87,7 +87,7 @@ def peek(raw: bytes) -> tuple[str | None, str | None]:
     """The `id` and `type` of a message the codec refused, where they can be read at all."""
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None
     if not isinstance(obj, dict):
         return None, None

@@ -28,7 +28,7 @@ def read_export(lines: Iterable[bytes | str]) -> dict[str, ServiceLog]:
         try:
             rec = json.loads(raw)
             kind, service = rec["kind"], rec["service"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ValueError(f"export line {number} is not an audit record: {exc}") from None
         log = logs.setdefault(service, ServiceLog())
         if kind == "consumed":

@@ -127,3 +127,14 @@ def test_skipping_unread_types_before_decoding_changes_no_outcome() -> None:
         assert getattr(a, "code", None) == getattr(b, "code", None)
         assert [e.to_json() for e in getattr(a, "derived", [])] == [e.to_json() for e in getattr(b, "derived", [])]
     assert skipped > len(values) // 2  # most of the input topic is benchmarks, never decoded by billing
+
+
+def test_json_nested_past_the_interpreter_s_depth_is_a_dead_letter_and_the_next_message_goes_on() -> None:
+    """A poison message (json.loads raises RecursionError on it) must not stop the service: it is malformed."""
+    core, known = CountingCore(), dict[str, str]()
+    deep = b'{"id":"x","type":"executor.listed","data":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    for value in (deep, b"[" * 200_000 + b"]" * 200_000):
+        out = run(core, known, value)
+        assert isinstance(out, DeadLetter) and out.code == "malformed" and "nested too deeply" in out.reason
+        assert out.event_id is None
+    assert isinstance(run(core, known, encode_obj(listing("a", "hk1")), offset=2), Accepted)
