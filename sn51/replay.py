@@ -15,8 +15,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from services.benchmark_lines import BenchmarkLines, is_benchmark
 from services.pipeline import Pipeline, Refusal
 from services.runtime.collector import REPLAY_YOUNG, quiet_collector
+from sn51.output import OutputError, check_output, whole_file
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 
 
 def replay_file(input_path: Path, output_path: Path, *, progress: bool = True,
@@ -33,7 +34,7 @@ def replay_file(input_path: Path, output_path: Path, *, progress: bool = True,
         # The worker first: forked before the progress bar starts its refresh thread.
         benchmarks = stack.enter_context(BenchmarkLines(input_path)) if parallel and pipeline.benchmark_path else None
         src = stack.enter_context(input_path.open("rb"))
-        out = stack.enter_context(output_path.open("wb"))
+        out = stack.enter_context(whole_file(output_path, [input_path]))  # whole or not at all
         bar = stack.enter_context(Progress(
             TextColumn("replay"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
             console=err, disable=not progress, transient=True,
@@ -68,13 +69,20 @@ def replay(
 ) -> None:
     """Run scoring, billing and settlement planning over an input log, offline."""
     if not input.is_file():
-        err.print(f"sn51 replay: no such input file: {input}")
+        what = "is a directory" if input.is_dir() else "no such input file"
+        err.print(f"sn51 replay: {what}: {input}")
         raise typer.Exit(2)
-    if output.parent and not output.parent.exists():
-        err.print(f"sn51 replay: output folder does not exist: {output.parent}")
-        raise typer.Exit(2)
-    lines, derived, refused = replay_file(input, output, progress=sys.stderr.isatty() and not os.environ.get("CI"),
-                                          parallel=not sequential)
+    try:
+        check_output(output, [input])
+    except OutputError as exc:
+        err.print(f"sn51 replay: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        lines, derived, refused = replay_file(input, output, parallel=not sequential,
+                                              progress=sys.stderr.isatty() and not os.environ.get("CI"))
+    except OSError as exc:  # a full disk, a vanished folder: the earlier output is as it was
+        err.print(f"sn51 replay: cannot write {output}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
     if summary:
         print(json.dumps({"input_lines": lines, "derived_events": derived, "refused_lines": refused}),
               file=sys.stderr)

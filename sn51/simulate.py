@@ -8,11 +8,12 @@ no idempotent producer since Tansu refuses it, paced at `--rate` with a progress
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -20,11 +21,16 @@ import typer
 
 from schemas import topics
 from schemas.values import parse_time
+from sn51.output import OutputError, whole_file
 from sn51.sim import DEFAULT_START, Faults, Line, lines
 
 
 class Stop(Exception):
     """A one-line error for the operator."""
+
+
+MAX_DAYS = 3660  # ten years of events
+MAX_PROVIDERS = 100_000  # ten times the largest network the benches plan for
 
 
 def _start(value: str | None) -> datetime:
@@ -134,12 +140,20 @@ def register(app: typer.Typer) -> None:
         try:
             if output is None and not publish:
                 raise Stop("nothing to do: give --output FILE and/or --publish")
-            if days <= 0:
-                raise Stop(f"--days {days} must be positive")
+            if not 0 < days <= MAX_DAYS:  # also refuses nan and inf
+                raise Stop(f"--days {days} must be positive and at most {MAX_DAYS}")
+            if providers > MAX_PROVIDERS:
+                raise Stop(f"--providers {providers} is more than {MAX_PROVIDERS}")
+            if not benchmark_interval_minutes <= MAX_DAYS * 1440:  # also refuses nan and inf
+                raise Stop(f"--benchmark-interval-minutes {benchmark_interval_minutes} is more than {MAX_DAYS} days")
             server = bootstrap or os.environ.get("KAFKA_BOOTSTRAP")
             if publish and not server:
                 raise Stop("--publish needs --bootstrap HOST:PORT or the KAFKA_BOOTSTRAP environment variable")
             begin = _start(start)
+            try:
+                _ = begin + timedelta(days=days + 1)
+            except OverflowError:
+                raise Stop(f"--start {start} plus --days {days} runs past the year 9999") from None
             faults = Faults(duplicates, out_of_order, malformed)
 
             def produce() -> Iterator[Line]:
@@ -155,11 +169,14 @@ def register(app: typer.Typer) -> None:
                 if str(output) == "-":
                     n = _write(sys.stdout, produce)
                 else:
-                    partial = output.with_name(output.name + ".partial")
                     try:
-                        with partial.open("w", encoding="utf-8", newline="\n") as f:
-                            n = _write(f, produce)
-                        partial.replace(output)  # a whole log or none
+                        with whole_file(output) as out:  # a whole log or none
+                            text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+                            n = _write(text, produce)
+                            text.flush()
+                            text.detach()
+                    except OutputError as exc:
+                        raise Stop(str(exc)) from None
                     except OSError as exc:
                         raise Stop(f"cannot write {output}: {exc.strerror or exc}") from None
                     typer.echo(f"wrote {n} events to {output} in {time.monotonic() - began:.1f} s", err=True)
@@ -171,6 +188,6 @@ def register(app: typer.Typer) -> None:
                 except Exception as exc:
                     raise Stop(f"publishing to {server} failed: {type(exc).__name__}: {exc}") from None
                 typer.echo(f"published {n} events to {topic} at {server}", err=True)
-        except (Stop, ValueError) as exc:
+        except (Stop, ValueError, OverflowError) as exc:
             typer.echo(f"sn51 simulate: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -6,9 +6,11 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -19,9 +21,10 @@ from sn51.audit import statement as st
 from sn51.audit.export import export_records
 from sn51.audit.records import iter_published, read_export
 from sn51.audit.verify import verify
+from sn51.output import OutputError, check_output, whole_file
 
 audit_app = typer.Typer(no_args_is_help=True, help="Export, recompute and verify every figure.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 out = Console()
 
 
@@ -52,18 +55,26 @@ def export_cmd(
 
     async def run() -> int:
         n = 0
-        with output.open("w") as f, Progress(SpinnerColumn(), TextColumn("{task.completed} records"),
-                                             console=err, transient=True, disable=not sys.stderr.isatty()) as bar:
+        with whole_file(output) as f, Progress(SpinnerColumn(), TextColumn("{task.completed} records"),
+                                               console=err, transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("export")
             async for line in export_records(url, lambda: bar.advance(task)):
-                f.write(line + "\n")
+                f.write(line.encode() + b"\n")
                 n += 1
         return n
 
     try:
+        check_output(output)
+    except OutputError as exc:
+        raise _fail(f"sn51 audit export: {exc}") from None
+    try:  # an earlier export at the same path stays as it was unless this one completes (`whole_file`)
         n = asyncio.run(run())
-    except (OSError, ConnectionError) as exc:
-        raise _fail(f"sn51 audit export: cannot reach the database: {exc}") from None
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        raise _fail(f"sn51 audit export: cannot reach the database: {exc or type(exc).__name__}") from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # a missing database or role, a foreign one
+        raise _fail(f"sn51 audit export: cannot read the database: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _fail(f"sn51 audit export: a stored event is not UTF-8 JSON: {exc}") from None
     err.print(json.dumps({"records": n, "output": str(output)}))
 
 
@@ -77,6 +88,8 @@ def verify_cmd(input: Path = typer.Option(..., "--input", help="an audit export"
             logs = read_export(f)
     except ValueError as exc:
         raise _fail(f"sn51 audit verify: {exc}") from None
+    if not logs:
+        raise _fail(f"sn51 audit verify: {input} holds no records: nothing to verify")
     with err.status("recomputing"):
         report = verify(logs)
     for service, n in sorted(report.checked.items()):
@@ -124,8 +137,19 @@ def statement(
     assert source is not None
     if not source.is_file():
         raise _fail(f"sn51 statement: no such file: {source}")
+    for name, value in (("--day", day), ("--from", from_), ("--to", to)):
+        try:
+            if value is not None:
+                date.fromisoformat(value)
+        except ValueError:
+            raise _fail(f"sn51 statement: {name} must be a day, YYYY-MM-DD, not {value!r}") from None
     first, last = (day, day) if day else (from_, to)
-    views = st.build(_derived_from(input_log, export), hotkey, first, last)
+    if first and last and first > last:
+        raise _fail(f"sn51 statement: --from {first} is after --to {last}")
+    try:
+        views = st.build(_derived_from(input_log, export), hotkey, first, last)
+    except ValueError as exc:  # an export line that is not an audit record (`read_export`)
+        raise _fail(f"sn51 statement: {exc}") from None
     if fmt == "json":
         print(st.to_json(views))
     elif fmt == "csv":

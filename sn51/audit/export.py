@@ -15,7 +15,7 @@ SERVICES = ("scoring", "billing", "settlement", "collateral")
 
 
 async def export_records(database_url: str, on_row: Callable[[], None] | None = None) -> AsyncIterator[str]:
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(database_url, timeout=10)
     try:
         present = {r["nspname"] for r in await conn.fetch("SELECT nspname FROM pg_namespace")}
         for service in SERVICES:

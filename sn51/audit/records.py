@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.codec import Refused, decode_obj
+
 
 @dataclass
 class ServiceLog:
@@ -30,11 +32,20 @@ def read_export(lines: Iterable[bytes | str]) -> dict[str, ServiceLog]:
             kind, service = rec["kind"], rec["service"]
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ValueError(f"export line {number} is not an audit record: {exc}") from None
+        if not isinstance(kind, str) or not isinstance(service, str):
+            raise ValueError(f"export line {number} is not an audit record: kind and service must be strings")
+        event = rec.get("event")
+        if kind in ("consumed", "published") and not isinstance(event, dict):
+            raise ValueError(f"export line {number}: its event is not a JSON object")
         log = logs.setdefault(service, ServiceLog())
-        if kind == "consumed":
-            log.consumed.append(json.dumps(rec["event"]).encode())
-        elif kind == "published":
-            log.published.append(rec["event"])
+        if kind == "consumed":  # replayed through the codec, which refuses what it must
+            log.consumed.append(json.dumps(event).encode())
+        elif kind == "published":  # read field by field by verify and statement: a valid event, or no export
+            try:
+                decode_obj(event)
+            except Refused as refused:
+                raise ValueError(f"export line {number}: its event is not valid: {refused}") from None
+            log.published.append(event)
         elif kind == "dead_letter":
             log.dead_letters.append(rec)
         else:

@@ -39,3 +39,24 @@ def test_replay_bad_arguments_get_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "no such input file" in done.stderr
+
+
+def test_replay_never_writes_over_its_input_or_leaves_half_an_output(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    assert sn51("simulate", "--seed", "5", "--providers", "2", "--days", "0.5", "--output", str(log)).returncode == 0
+    before = log.read_bytes()
+    done = sn51("replay", "--input", str(log), "--output", str(log))
+    assert done.returncode == 2 and "is the input" in done.stderr and "Traceback" not in done.stderr
+    assert log.read_bytes() == before
+    done = sn51("replay", "--input", str(log), "--output", str(tmp_path))
+    assert done.returncode == 2 and "is a directory" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    # a line nested past the interpreter's depth is refused like any malformed line, and the rest is replayed
+    deep = tmp_path / "deep.jsonl"
+    deep.write_bytes(before + b"[" * 200_000 + b"]" * 200_000 + b"\n")
+    out = tmp_path / "out.jsonl"
+    done = sn51("replay", "--input", str(deep), "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    deep_line = len(before.splitlines()) + 1
+    assert f"line {deep_line}: malformed: not JSON: nested too deeply" in done.stderr
+    assert out.stat().st_size > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["deep.jsonl", "log.jsonl",
+                                                                                    "out.jsonl"]

@@ -283,6 +283,10 @@ def test_cli_writes_the_log(tmp_path: Path) -> None:
         (["--start", "2026-11-01T00:00:00"], "--start"),
         (["--publish"], "--bootstrap"),
         ([], "nothing to do"),
+        (["--days", "inf"], "--days"), (["--days", "nan"], "--days"),
+        (["--providers", "99999999999999999999"], "--providers"),
+        (["--benchmark-interval-minutes", "1e308"], "--benchmark-interval-minutes"),
+        (["--start", "9999-12-31T23:00:00Z", "--days", "1"], "past the year 9999"),
     ],
 )
 def test_cli_refuses_bad_arguments_in_one_line(
@@ -299,4 +303,7 @@ def test_cli_refuses_bad_arguments_in_one_line(
 
 def test_cli_reports_an_unwritable_output(tmp_path: Path) -> None:
     result = CliRunner().invoke(_cli(), ["simulate", "--output", str(tmp_path / "no" / "such" / "file")])
-    assert result.exit_code == 2 and "cannot write" in result.output
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = CliRunner().invoke(_cli(), ["simulate", "--output", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.output
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
