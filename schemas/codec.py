@@ -44,13 +44,46 @@ def _has_time_error(exc: ValidationError) -> ValidationError | None:
     return exc if any(e["type"] == "bad_time" for e in exc.errors(include_url=False)) else None
 
 
+def unstorable_text(raw: bytes | str) -> str | None:
+    """Why a message's strings could not be stored or written again, or None. JSON escapes can spell what no
+    text column and no UTF-8 output holds: U+0000 (PostgreSQL refuses it in text and jsonb) and an unpaired
+    surrogate (`\\ud800`: not Unicode text; I-JSON, RFC 7493, forbids it). Taken, either would stop the
+    service at its next write, and again after every restart (a poison message), or the replay at its next
+    output line. Only a message with a `\\u` escape is looked into."""
+    if b"\\u" not in raw if isinstance(raw, bytes) else "\\u" not in raw:
+        return None
+    try:
+        stack: list[Any] = [json.loads(raw)]
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None  # the codec refuses it as it is
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                return "a string holds U+0000, which no text field can store"
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return "a string holds an unpaired surrogate: not Unicode text"
+    return None
+
+
 def decode(raw: bytes | str) -> Event:
     """One message value to an `Event`, or `Refused`.
 
     The fast path validates the whole envelope in one pass (`fast.decode_fast`); whatever it does not take
     (an error of any kind, an old schema_version) goes through the slow path below, which alone decides
     refusal codes. Both use the same data models, so they accept the same events and build equal `Event`s.
+    Strings no text field can store are refused first (`unstorable_text`).
     """
+    why = unstorable_text(raw)
+    if why is not None:
+        raise Refused("malformed", why)
     event = decode_fast(raw)
     if event is not None:
         _check_stateless(event.data)

@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from schemas.codec import Refused, content_hash, decode
+from schemas.codec import Refused, content_hash, decode, unstorable_text
 from schemas.envelope import Event
 from schemas.events import EVENT_MODELS
 from schemas.topics import ROUTES
@@ -84,7 +84,10 @@ Outcome = Accepted | Duplicate | Ignored | DeadLetter
 
 
 def peek(raw: bytes) -> tuple[str | None, str | None]:
-    """The `id` and `type` of a message the codec refused, where they can be read at all."""
+    """The `id` and `type` of a message the codec refused, where they can be read at all (and stored: not
+    from a message whose strings no text column can hold)."""
+    if unstorable_text(raw) is not None:
+        return None, None
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from schemas.codec import encode_obj
 from schemas.envelope import derived_id
 from services.runtime.outbox import Message
@@ -138,3 +140,12 @@ def test_json_nested_past_the_interpreter_s_depth_is_a_dead_letter_and_the_next_
         assert isinstance(out, DeadLetter) and out.code == "malformed" and "nested too deeply" in out.reason
         assert out.event_id is None
     assert isinstance(run(core, known, encode_obj(listing("a", "hk1")), offset=2), Accepted)
+
+
+def test_a_message_whose_strings_no_text_column_can_store_is_a_dead_letter_without_its_id() -> None:
+    core, known = CountingCore(), dict[str, str]()
+    value = json.dumps(listing("a\u0000", "hk\ud800")).encode()  # ASCII: both travel as \u escapes
+    out = run(core, known, value)
+    assert isinstance(out, DeadLetter) and out.code == "malformed"
+    assert out.event_id is None  # the dead letter's row stores its id as text
+    assert core.listings == {} and known == {}

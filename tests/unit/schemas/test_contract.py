@@ -136,3 +136,28 @@ def test_upcaster_reads_an_old_listing() -> None:
     raw["schema_version"] = 0
     event = decode(json.dumps(raw))
     assert event.data.model_dump() == {**listing()["data"], "price_per_gpu_usd": "1.5", "sysbox": False}
+
+
+@pytest.mark.parametrize(("where", "text"), [
+    ("hotkey", "hk\x00"), ("hotkey", "hk\ud800"), ("id", "a\x00"), ("key", "\udfff"), ("extra", "x"),
+])
+def test_strings_no_text_field_can_store_are_malformed(where: str, text: str) -> None:
+    """U+0000 (PostgreSQL refuses it in text and jsonb) and unpaired surrogates (no UTF-8 for them), which
+    JSON escapes can spell: taken, they would stop a service at its next write, after every restart."""
+    raw = listing()
+    if where == "hotkey":
+        raw["data"]["hotkey"] = text
+    elif where == "extra":
+        raw["data"]["sur\ud800"] = text  # a key, not a value
+    else:
+        raw[where] = text
+    value = json.dumps(raw).encode()  # ASCII: the characters travel as \\u escapes
+    with pytest.raises(Refused) as info:
+        decode(value)
+    assert info.value.code == "malformed"
+
+
+def test_escaped_text_that_is_unicode_is_taken() -> None:
+    raw = listing(hotkey="hk\u00e9\U0001f600", coldkey="back\\u0000slash")  # é, an emoji (a surrogate pair)
+    event = decode(json.dumps(raw).encode())
+    assert (event.data.hotkey, event.data.coldkey) == ("hk\u00e9\U0001f600", "back\\u0000slash")
