@@ -132,15 +132,19 @@ def check_database_url(url: str) -> str:
     if not sep or scheme not in ("postgres", "postgresql"):
         raise ValueError(f"DATABASE_URL is not a postgresql:// URL ({redact_url(url)})")
     shown = redact_url(url)
-    try:
-        if "," not in shown:  # libpq's multi-host form (h1:5432,h2:5432) has no single port
-            _ = urlsplit(url).port  # raises ValueError for a port that is not one
-    except ValueError:
-        shown = "://***"
-    if shown.endswith("://***"):
+    if shown.endswith("://***") or ("," not in shown and not _port_reads(url)):  # h1:1,h2:2: libpq's multi-host
         raise ValueError("DATABASE_URL does not parse: a bad port, or a '#', '/', '?' or '@' in its user name or "
                          "password that is not percent-encoded")
     return url
+
+
+def _port_reads(url: str) -> bool:
+    """Whether the URL's port, if it has one, is a port."""
+    try:
+        port = urlsplit(url).port  # ValueError for digits out of range or for what is not digits
+    except ValueError:
+        return False
+    return port is None or port > 0
 
 
 async def create_pool(database_url: str, service: str, size: int = 6) -> asyncpg.Pool:

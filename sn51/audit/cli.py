@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import sys
 from collections.abc import Iterator
@@ -69,7 +70,9 @@ def export_cmd(
         raise _fail(f"sn51 audit export: {exc}") from None
     try:  # an earlier export at the same path stays as it was unless this one completes (`whole_file`)
         n = asyncio.run(run())
-    except (OSError, ConnectionError, TimeoutError) as exc:
+    except OSError as exc:  # connection errors are OSErrors too; a file's carry its errno from the disk
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO):
+            raise _fail(f"sn51 audit export: cannot write {output}: {exc.strerror}") from None
         raise _fail(f"sn51 audit export: cannot reach the database: {exc or type(exc).__name__}") from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # a missing database or role, a foreign one
         raise _fail(f"sn51 audit export: cannot read the database: {exc}") from None
