@@ -136,9 +136,14 @@ def decode_obj(obj: dict[str, Any]) -> Event:
     )
 
 
+MAX_GPU_COUNT = 2**31 - 1  # what scoring's gpu_count column holds
+
+
 def _check_listing(data: ExecutorListed) -> None:
     if data.gpu_count < 1:
         raise Refused("bad_listing", f"gpu_count {data.gpu_count} < 1")
+    if data.gpu_count > MAX_GPU_COUNT:
+        raise Refused("bad_listing", f"gpu_count {data.gpu_count} > {MAX_GPU_COUNT}")
 
 
 def _check_revenue(data: RevenueReported) -> None:
@@ -160,7 +165,8 @@ def check_params_ranges(p: ParamsUpdated) -> None:
     list, written down in the README): a rate, share or portion that would pay a provider more than there is
     or less than nothing (`rental_fees_rate`, `total_burn_emission`, `gpu_portion_alpha` outside [0, 1], a
     negative `portion`, a `tempo` or `seconds_per_block` below 1), a day closing before it ends (a negative
-    `day_close_grace_seconds`), and what no run can do (`max_batch` below 1, `payout_hour_utc` outside 0..23).
+    `day_close_grace_seconds`), and what no run can do (`max_batch` below 1, `payout_hour_utc` outside 0..23,
+    a grace or payout delay past any date Python's clock can name: a billion seconds, a hundred years).
     Values the spec's own rules take as they are stay accepted: a negative model price or cap, a cap keyed 0
     ("a model price > 0", "a cap key ... with cap > 0"), an empty `vram_window` (every benchmark outside it), a
     negative `payout_delay_days` or `min_payout_rao`. A cap key must still be a GPU count, written as JSON
@@ -177,8 +183,11 @@ def check_params_ranges(p: ParamsUpdated) -> None:
         v = getattr(p, name)
         if v is not None and v < 1:
             raise bad(f"{name} {v} < 1")
-    if p.day_close_grace_seconds is not None and p.day_close_grace_seconds < 0:
-        raise bad(f"day_close_grace_seconds {p.day_close_grace_seconds} < 0")
+    if p.day_close_grace_seconds is not None and not 0 <= p.day_close_grace_seconds <= 10**9:
+        raise bad(f"day_close_grace_seconds {p.day_close_grace_seconds} outside 0..10^9 (a day closing before "
+                  "it ends, or past any date the clock can name)")
+    if p.payout_delay_days is not None and p.payout_delay_days > 36_600:
+        raise bad(f"payout_delay_days {p.payout_delay_days} > 36,600 (past any date the clock can name)")
     if p.payout_hour_utc is not None and not 0 <= p.payout_hour_utc <= 23:
         raise bad(f"payout_hour_utc {p.payout_hour_utc} outside 0..23")
     for name, spec in (p.models or {}).items():

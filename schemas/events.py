@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_serializer
 
-from schemas.values import DecimalStr, UtcTime
+from schemas.values import DecimalStr, Int64, UtcTime
 
 
 def _is_none(value: object) -> bool:
@@ -29,7 +29,7 @@ class ExecutorListed(Data):
     hotkey: StrictStr
     coldkey: StrictStr
     gpu_model: StrictStr
-    gpu_count: StrictInt
+    gpu_count: Int64
     price_per_gpu_usd: DecimalStr
     sysbox: StrictBool
 
@@ -70,8 +70,8 @@ class BenchmarkCompleted(Data):
     executor_id: StrictStr
     hotkey: StrictStr
     gpu_model: StrictStr
-    gpu_count: StrictInt
-    vram_mb_per_gpu: StrictInt
+    gpu_count: Int64
+    vram_mb_per_gpu: Int64
     matmul_passed: StrictBool
     matmul_tflops: DecimalStr | None
     download_mbps: DecimalStr
@@ -85,8 +85,8 @@ class ModelSpec(Data):
     """One GPU model of the parameter table; in an update every field is optional (field-by-field)."""
 
     price: DecimalStr | None = None
-    caps: dict[StrictStr, StrictInt] | None = None
-    vram_mib: StrictInt | None = None
+    caps: dict[StrictStr, Int64] | None = None
+    vram_mib: Int64 | None = None
     portion: DecimalStr | None = None
 
 
@@ -95,8 +95,8 @@ class ParamsUpdated(Data):
 
     total_burn_emission: DecimalStr | None = None
     rental_fees_rate: DecimalStr | None = None
-    tempo: StrictInt | None = None
-    seconds_per_block: StrictInt | None = None
+    tempo: Int64 | None = None
+    seconds_per_block: Int64 | None = None
     gpu_portion_alpha: DecimalStr | None = None
     max_price_rate: DecimalStr | None = None
     min_download_mbps: DecimalStr | None = None
@@ -105,11 +105,11 @@ class ParamsUpdated(Data):
     min_rented_price_rate: DecimalStr | None = None
     unrented_pay_ratio: DecimalStr | None = None
     max_unrented_price_rate: DecimalStr | None = None
-    day_close_grace_seconds: StrictInt | None = None
-    payout_delay_days: StrictInt | None = None
-    payout_hour_utc: StrictInt | None = None
-    min_payout_rao: StrictInt | None = None
-    max_batch: StrictInt | None = None
+    day_close_grace_seconds: Int64 | None = None
+    payout_delay_days: Int64 | None = None
+    payout_hour_utc: Int64 | None = None
+    min_payout_rao: Int64 | None = None
+    max_batch: Int64 | None = None
     models: dict[StrictStr, ModelSpec] | None = None
 
     @model_serializer(mode="wrap")
@@ -120,12 +120,12 @@ class ParamsUpdated(Data):
 
 
 class EpochClosed(Data):
-    netuid: StrictInt
-    epoch: StrictInt
-    start_block: StrictInt
-    end_block: StrictInt
+    netuid: Int64
+    epoch: Int64
+    start_block: Int64
+    end_block: Int64
     closed_at: UtcTime
-    miner_emission_rao: StrictInt
+    miner_emission_rao: Int64
     tao_usd: DecimalStr
     alpha_tao: DecimalStr
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, StrictStr, StringConstraints, WithJsonSchema
+from pydantic import BeforeValidator, Field, PlainSerializer, StrictInt, StrictStr, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 # ASCII digits only ([0-9], not \d, which also matches other scripts' digits, in Python and in pydantic's
@@ -22,7 +22,12 @@ _TIME = re.compile(
     r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
     r"(?:([Zz])|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))$"
 )
-_DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+_DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$")
+"""A decimal ("2.85"), an exponent of at most three digits allowed ("1e2"): "1e-99999999" is a number of a
+hundred million digits, which, read exactly, would hang the service on it."""
+DECIMAL_MAX_CHARS = 1000
+"""A decimal string's longest: Python reads no integer of more than 4,300 digits from a string (it raises),
+and none of the contract's figures needs a thousandth."""
 
 
 def parse_time(value: Any) -> datetime:
@@ -79,10 +84,14 @@ UtcTime = Annotated[
 
 DecimalStr = Annotated[
     StrictStr,
-    StringConstraints(pattern=_DECIMAL.pattern),
-    WithJsonSchema({"type": "string", "pattern": _DECIMAL.pattern}),
+    StringConstraints(pattern=_DECIMAL.pattern, max_length=DECIMAL_MAX_CHARS),
+    WithJsonSchema({"type": "string", "pattern": _DECIMAL.pattern, "maxLength": DECIMAL_MAX_CHARS}),
 ]
 """A decimal number carried as a string ("2.85"), read exactly with `frac`."""
+
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+"""An integer of an input event: what a PostgreSQL bigint holds. A larger one, accepted, would stop the
+service at its write, and again after every restart; refused, it is a dead letter like any bad value."""
 
 
 @functools.lru_cache(maxsize=4096)  # prices repeat (every rental of an executor), and parsing costs ~2 µs

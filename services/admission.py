@@ -17,6 +17,10 @@ from schemas.values import frac
 from services.params import Params, apply_update
 from services.rentals import require_listed
 
+ALPHA_SUPPLY_RAO = 21_000_000 * 10**9
+"""A subnet's alpha is capped at 21 million, as TAO is: no epoch emits more. Beyond the spec's `bad_prices`
+(a refusal rather than a ledger whose day sums outgrow PostgreSQL's bigint and stop billing at its write)."""
+
 
 def check_epoch(d: EpochClosed, seen: Container[tuple[int, int]]) -> None:
     """SPEC 3.3: one epoch.closed per (netuid, epoch) (`duplicate_epoch`), with positive prices and a
@@ -26,6 +30,9 @@ def check_epoch(d: EpochClosed, seen: Container[tuple[int, int]]) -> None:
     if frac(d.tao_usd) <= 0 or frac(d.alpha_tao) <= 0 or d.miner_emission_rao < 0:
         raise Refused("bad_prices", f"tao_usd {d.tao_usd}, alpha_tao {d.alpha_tao}, "
                                     f"miner_emission_rao {d.miner_emission_rao}")
+    if d.miner_emission_rao > ALPHA_SUPPLY_RAO:
+        raise Refused("bad_prices", f"miner_emission_rao {d.miner_emission_rao} is more than alpha's whole supply "
+                                    f"({ALPHA_SUPPLY_RAO} rao)")
 
 
 class Admission:

@@ -161,3 +161,27 @@ def test_escaped_text_that_is_unicode_is_taken() -> None:
     raw = listing(hotkey="hk\u00e9\U0001f600", coldkey="back\\u0000slash")  # é, an emoji (a surrogate pair)
     event = decode(json.dumps(raw).encode())
     assert (event.data.hotkey, event.data.coldkey) == ("hk\u00e9\U0001f600", "back\\u0000slash")
+
+
+@pytest.mark.parametrize(("make", "code"), [
+    # read exactly, "1e-99999999" is a number of a hundred million digits: the service would hang on it
+    (lambda: listing(price_per_gpu_usd="1e-99999999"), "bad_schema"),
+    (lambda: listing(price_per_gpu_usd="0." + "1" * 5000), "bad_schema"),  # past Python's 4,300 digits
+    (lambda: listing(gpu_count=2**31), "bad_listing"),  # scoring's gpu_count column
+    (lambda: listing(gpu_count=2**63), "bad_schema"),  # no bigint holds it
+    (lambda: envelope("epoch.closed", "2026-11-01T00:00:00Z", {
+        "netuid": 51, "epoch": 2**63, "start_block": 0, "end_block": 1, "closed_at": "2026-11-01T00:00:00Z",
+        "miner_emission_rao": 1, "tao_usd": "1", "alpha_tao": "1"}), "bad_schema"),
+    (lambda: envelope("params.updated", "2026-11-01T00:00:00Z", {"day_close_grace_seconds": 10**20}), "bad_params"),
+    (lambda: envelope("params.updated", "2026-11-01T00:00:00Z", {"day_close_grace_seconds": 10**10}), "bad_params"),
+    (lambda: envelope("params.updated", "2026-11-01T00:00:00Z", {"payout_delay_days": 10**6}), "bad_params"),
+])
+def test_values_that_would_hang_or_overflow_a_service_are_refused(make: Any, code: str) -> None:
+    with pytest.raises(Refused) as info:
+        decode(json.dumps(make()).encode())
+    assert info.value.code == code
+
+
+def test_decimal_exponents_of_up_to_three_digits_are_read() -> None:
+    assert decode(json.dumps(listing(price_per_gpu_usd="2.85e0")).encode()).type == "executor.listed"
+    assert decode(json.dumps(listing(price_per_gpu_usd="285e-2")).encode()).type == "executor.listed"

@@ -36,7 +36,8 @@ def test_duplicate_epoch() -> None:
 
 
 @pytest.mark.parametrize("kw", [{"tao_usd": "0"}, {"tao_usd": "-1"}, {"alpha_tao": "0"},
-                                {"alpha_tao": "-0.5"}, {"emission": -1}])
+                                {"alpha_tao": "-0.5"}, {"emission": -1},
+                                {"emission": 21_000_000 * 10**9 + 1}])  # more than alpha's whole supply
 def test_bad_prices(kw: dict[str, Any]) -> None:
     core = base()
     refused(core, epoch(5, **kw), "bad_prices")
