@@ -13,7 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from schemas.events import Data
-from schemas.values import UtcTime, format_time
+from schemas.values import Text, UtcTime, format_time
 
 ID_NAMESPACE = uuid.UUID("5b1c0d51-0000-4000-8000-000000000051")
 
@@ -23,13 +23,13 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: StrictStr
+    id: Text
     type: StrictStr
     schema_version: StrictInt
-    source: StrictStr
+    source: Text
     time: UtcTime
-    key: StrictStr
-    causation_id: StrictStr | None = None
+    key: Text
+    causation_id: Text | None = None
     data: dict[str, Any]
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_serializer
 
-from schemas.values import DecimalStr, Int64, UtcTime
+from schemas.values import DecimalStr, Int64, Text, UtcTime
 
 
 def _is_none(value: object) -> bool:
@@ -25,37 +25,37 @@ class Data(BaseModel):
 
 
 class ExecutorListed(Data):
-    executor_id: StrictStr
-    hotkey: StrictStr
-    coldkey: StrictStr
-    gpu_model: StrictStr
+    executor_id: Text
+    hotkey: Text
+    coldkey: Text
+    gpu_model: Text
     gpu_count: Int64
     price_per_gpu_usd: DecimalStr
     sysbox: StrictBool
 
 
 class ExecutorDelisted(Data):
-    executor_id: StrictStr
+    executor_id: Text
 
 
 class RentalStarted(Data):
-    rental_id: StrictStr
-    executor_id: StrictStr
-    renter_id: StrictStr
+    rental_id: Text
+    executor_id: Text
+    renter_id: Text
     price_per_gpu_usd: DecimalStr
     started_at: UtcTime
 
 
 class RentalStopped(Data):
-    rental_id: StrictStr
-    executor_id: StrictStr
+    rental_id: Text
+    executor_id: Text
     stopped_at: UtcTime
-    reason: StrictStr
+    reason: Text
 
 
 class RentalIncident(Data):
-    rental_id: StrictStr
-    executor_id: StrictStr
+    rental_id: Text
+    executor_id: Text
     kind: Literal["ssh_refused", "container_crash", "offline"]
     at: UtcTime
 
@@ -63,13 +63,13 @@ class RentalIncident(Data):
 class RevenueReported(Data):
     window_start: UtcTime
     window_end: UtcTime
-    revenue_usd_by_model: dict[StrictStr, DecimalStr]
+    revenue_usd_by_model: dict[Text, DecimalStr]
 
 
 class BenchmarkCompleted(Data):
-    executor_id: StrictStr
-    hotkey: StrictStr
-    gpu_model: StrictStr
+    executor_id: Text
+    hotkey: Text
+    gpu_model: Text
     gpu_count: Int64
     vram_mb_per_gpu: Int64
     matmul_passed: StrictBool
@@ -77,7 +77,7 @@ class BenchmarkCompleted(Data):
     download_mbps: DecimalStr
     upload_mbps: DecimalStr
     sysbox: StrictBool
-    driver_version: StrictStr
+    driver_version: Text
     measured_at: UtcTime
 
 
@@ -85,7 +85,7 @@ class ModelSpec(Data):
     """One GPU model of the parameter table; in an update every field is optional (field-by-field)."""
 
     price: DecimalStr | None = None
-    caps: dict[StrictStr, Int64] | None = None
+    caps: dict[Text, Int64] | None = None
     vram_mib: Int64 | None = None
     portion: DecimalStr | None = None
 
@@ -110,7 +110,7 @@ class ParamsUpdated(Data):
     payout_hour_utc: Int64 | None = None
     min_payout_rao: Int64 | None = None
     max_batch: Int64 | None = None
-    models: dict[StrictStr, ModelSpec] | None = None
+    models: dict[Text, ModelSpec] | None = None
 
     @model_serializer(mode="wrap")
     def _only_given(self, handler: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pydantic_core import SchemaValidator, core_schema
 
 from schemas.envelope import Event
 from schemas.events import CURRENT_VERSION, EVENT_MODELS
+from schemas.values import MAX_TEXT_CHARS
 
 # What `parse_time` and Rust's datetime parser read alike: UTC ('Z'), a real hour/minute/second, at most six
 # decimals, ASCII digits. Days past the month's end fail in both.
@@ -38,7 +39,7 @@ def _rust_time() -> core_schema.CoreSchema:
 
 
 def _strict_str() -> core_schema.CoreSchema:
-    return core_schema.str_schema(strict=True)
+    return core_schema.str_schema(strict=True, max_length=MAX_TEXT_CHARS)  # as `Envelope`'s `Text` fields
 
 
 def _exactly(version: int) -> core_schema.CoreSchema:

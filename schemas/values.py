@@ -89,6 +89,14 @@ DecimalStr = Annotated[
 ]
 """A decimal number carried as a string ("2.85"), read exactly with `frac`."""
 
+MAX_TEXT_CHARS = 128
+"""The longest identifier or name an input event may carry (an id, key, hotkey, executor, rental, model, ...):
+hotkeys are 48 characters, ids 36. A longer one, accepted, could outgrow a PostgreSQL index entry (2,704 bytes;
+the ledger's cause key holds four such strings) and stop the service at its write, after every restart."""
+
+Text = Annotated[StrictStr, StringConstraints(max_length=MAX_TEXT_CHARS)]
+"""A string of an input event: at most `MAX_TEXT_CHARS` characters."""
+
 Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 """An integer of an input event: what a PostgreSQL bigint holds. A larger one, accepted, would stop the
 service at its write, and again after every restart; refused, it is a dead letter like any bad value."""

@@ -362,7 +362,8 @@ class Processor:
                 metrics.DUPLICATES.labels(svc, o.event.type).inc()
                 for_event(self.log, o.event).debug("duplicate skipped")
             elif isinstance(o, DeadLetter):
-                metrics.REFUSED.labels(svc, o.event_type or "unknown", o.code).inc()
+                # a known type or "unknown": a label per type a producer makes up would grow without bound
+                metrics.REFUSED.labels(svc, o.event_type if o.event_type in EVENT_MODELS else "unknown", o.code).inc()
                 metrics.DEAD_LETTERED.labels(svc, o.code).inc()
                 if o.code == "id_conflict":
                     metrics.ID_CONFLICTS.labels(svc).inc()

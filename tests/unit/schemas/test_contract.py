@@ -11,6 +11,7 @@ from schemas.codec import Refused, decode, decode_obj
 from schemas.events import EVENT_MODELS
 from schemas.export import OUT, schema_files
 from schemas.topics import READS, ROUTES
+from schemas.values import MAX_TEXT_CHARS
 from tests.factories import envelope
 
 
@@ -185,3 +186,28 @@ def test_values_that_would_hang_or_overflow_a_service_are_refused(make: Any, cod
 def test_decimal_exponents_of_up_to_three_digits_are_read() -> None:
     assert decode(json.dumps(listing(price_per_gpu_usd="2.85e0")).encode()).type == "executor.listed"
     assert decode(json.dumps(listing(price_per_gpu_usd="285e-2")).encode()).type == "executor.listed"
+
+
+@pytest.mark.parametrize("where", ["id", "key", "source", "causation_id", "hotkey", "executor_id"])
+def test_identifiers_longer_than_a_database_index_can_hold_are_refused(where: str) -> None:
+    """A 4,000-byte id outgrows a PostgreSQL index entry (2,704 bytes) and stopped the service at its write."""
+    raw = listing()
+    for length, refused in ((MAX_TEXT_CHARS, False), (MAX_TEXT_CHARS + 1, True)):
+        value = "\U0001f600" * length  # four bytes each in UTF-8
+        if where in ("hotkey", "executor_id"):
+            raw["data"][where] = value
+        else:
+            raw[where] = value
+        if refused:
+            with pytest.raises(Refused) as info:
+                decode(json.dumps(raw).encode())
+            assert info.value.code == "bad_schema"
+        else:
+            assert decode(json.dumps(raw).encode()).type == "executor.listed"
+
+
+def test_a_cap_key_of_more_digits_than_python_reads_is_refused() -> None:
+    update = {"models": {"X": {"price": "1", "caps": {"1" * 5000: 1}, "vram_mib": 1}}}
+    with pytest.raises(Refused) as info:
+        decode(json.dumps(envelope("params.updated", "2026-11-01T00:00:00Z", update)).encode())
+    assert info.value.code == "bad_params"
