@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.envelope import Envelope, Event, canonical_json
-from schemas.events import EVENT_MODELS, EpochClosed, ExecutorListed, ParamsUpdated, RevenueReported
+from schemas.events import EVENT_MODELS, EpochClosed, ExecutorListed, ParamsUpdated, RentalStarted, RevenueReported
 from schemas.fast import decode_fast
 from schemas.upcasters import UnknownVersion, upcast
 from schemas.values import frac
@@ -142,8 +142,15 @@ MAX_GPU_COUNT = 2**31 - 1  # what scoring's gpu_count column holds
 def _check_listing(data: ExecutorListed) -> None:
     if data.gpu_count < 1:
         raise Refused("bad_listing", f"gpu_count {data.gpu_count} < 1")
+    if frac(data.price_per_gpu_usd) < 0:  # billing's fees are never negative (a CHECK of its provider rows)
+        raise Refused("bad_listing", f"price_per_gpu_usd {data.price_per_gpu_usd} < 0")
     if data.gpu_count > MAX_GPU_COUNT:
         raise Refused("bad_listing", f"gpu_count {data.gpu_count} > {MAX_GPU_COUNT}")
+
+
+def _check_rental(data: RentalStarted) -> None:
+    if frac(data.price_per_gpu_usd) < 0:  # billing's fees are never negative (a CHECK of its provider rows)
+        raise Refused("bad_schema", f"price_per_gpu_usd {data.price_per_gpu_usd} < 0")
 
 
 def _check_revenue(data: RevenueReported) -> None:
@@ -186,8 +193,8 @@ def check_params_ranges(p: ParamsUpdated) -> None:
     if p.day_close_grace_seconds is not None and not 0 <= p.day_close_grace_seconds <= 10**9:
         raise bad(f"day_close_grace_seconds {p.day_close_grace_seconds} outside 0..10^9 (a day closing before "
                   "it ends, or past any date the clock can name)")
-    if p.payout_delay_days is not None and p.payout_delay_days > 36_600:
-        raise bad(f"payout_delay_days {p.payout_delay_days} > 36,600 (past any date the clock can name)")
+    if p.payout_delay_days is not None and not -36_600 <= p.payout_delay_days <= 36_600:
+        raise bad(f"payout_delay_days {p.payout_delay_days} outside ±36,600 (past any date the clock can name)")
     if p.payout_hour_utc is not None and not 0 <= p.payout_hour_utc <= 23:
         raise bad(f"payout_hour_utc {p.payout_hour_utc} outside 0..23")
     for name, spec in (p.models or {}).items():
@@ -201,6 +208,7 @@ def check_params_ranges(p: ParamsUpdated) -> None:
 # The stateless rules by data type (a dict lookup: most events, benchmarks, have none).
 _STATELESS: dict[type, Callable[[Any], None]] = {
     ExecutorListed: _check_listing,
+    RentalStarted: _check_rental,
     RevenueReported: _check_revenue,
     EpochClosed: _check_netuid,
     ParamsUpdated: check_params_ranges,

@@ -21,7 +21,7 @@ from pydantic_core import SchemaValidator, core_schema
 
 from schemas.envelope import Event
 from schemas.events import CURRENT_VERSION, EVENT_MODELS
-from schemas.values import MAX_TEXT_CHARS
+from schemas.values import EARLIEST, LATEST, MAX_TEXT_CHARS
 
 # What `parse_time` and Rust's datetime parser read alike: UTC ('Z'), a real hour/minute/second, at most six
 # decimals, ASCII digits. Days past the month's end fail in both.
@@ -34,7 +34,7 @@ CANONICAL_TIME = (
 def _rust_time() -> core_schema.CoreSchema:
     return core_schema.chain_schema([
         core_schema.str_schema(strict=True, pattern=CANONICAL_TIME),
-        core_schema.datetime_schema(microseconds_precision="truncate"),
+        core_schema.datetime_schema(microseconds_precision="truncate", ge=EARLIEST, lt=LATEST),  # as `parse_time`
     ])
 
 

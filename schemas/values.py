@@ -30,8 +30,30 @@ DECIMAL_MAX_CHARS = 1000
 and none of the contract's figures needs a thousandth."""
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""Times are taken from EARLIEST (included) to LATEST (excluded). Python's clock ends at the years 1 and 9999,
+and the cores count days and add grace periods and payout delays to times: near those ends that overflowed
+and stopped a service (0001-01-01T00:00:00+01:00 is before year 1 in UTC), and an epoch closing in 9999 had
+billing close three million days. No event of this product falls outside this century."""
+
+
+def _in_range(dt: datetime, value: object) -> datetime:
+    if not EARLIEST <= dt < LATEST:
+        raise PydanticCustomError("bad_time", "time {value} outside 2000..2099", {"value": str(value)})
+    return dt
+
+
 def parse_time(value: Any) -> datetime:
-    """RFC 3339 with a UTC offset, normalised to UTC; digits beyond the microsecond are truncated."""
+    """RFC 3339 with a UTC offset, normalised to UTC; digits beyond the microsecond are truncated; within
+    EARLIEST..LATEST."""
+    try:
+        return _in_range(_parse_time(value), value)
+    except OverflowError:  # an offset that carries the instant past year 1 or 9999
+        raise PydanticCustomError("bad_time", "time {value} outside 2000..2099", {"value": str(value)}) from None
+
+
+def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise PydanticCustomError("bad_time", "time without a UTC offset")

@@ -20,7 +20,7 @@ from typing import Annotated, TextIO
 import typer
 
 from schemas import topics
-from schemas.values import parse_time
+from schemas.values import LATEST, parse_time
 from sn51.output import OutputError, whole_file
 from sn51.sim import DEFAULT_START, Faults, Line, lines
 
@@ -39,7 +39,7 @@ def _start(value: str | None) -> datetime:
     try:
         return parse_time(value)
     except Exception:
-        raise Stop(f"--start {value!r} is not an RFC 3339 time with a UTC offset") from None
+        raise Stop(f"--start {value!r} is not an RFC 3339 time with a UTC offset, in 2000..2099") from None
 
 
 def _write(out: TextIO, produce: Callable[[], Iterator[Line]]) -> int:
@@ -150,10 +150,8 @@ def register(app: typer.Typer) -> None:
             if publish and not server:
                 raise Stop("--publish needs --bootstrap HOST:PORT or the KAFKA_BOOTSTRAP environment variable")
             begin = _start(start)
-            try:
-                _ = begin + timedelta(days=days + 1)
-            except OverflowError:
-                raise Stop(f"--start {start} plus --days {days} runs past the year 9999") from None
+            if begin + timedelta(days=days + 1) >= LATEST:  # days is at most MAX_DAYS: no overflow
+                raise Stop(f"--start {begin.isoformat()} plus --days {days} runs past 2099, the contract's last year")
             faults = Faults(duplicates, out_of_order, malformed)
 
             def produce() -> Iterator[Line]:

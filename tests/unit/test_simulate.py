@@ -286,7 +286,8 @@ def test_cli_writes_the_log(tmp_path: Path) -> None:
         (["--days", "inf"], "--days"), (["--days", "nan"], "--days"),
         (["--providers", "99999999999999999999"], "--providers"),
         (["--benchmark-interval-minutes", "1e308"], "--benchmark-interval-minutes"),
-        (["--start", "9999-12-31T23:00:00Z", "--days", "1"], "past the year 9999"),
+        (["--start", "9999-12-31T23:00:00Z", "--days", "1"], "in 2000..2099"),
+        (["--start", "2099-12-31T00:00:00Z", "--days", "2"], "runs past 2099"),
     ],
 )
 def test_cli_refuses_bad_arguments_in_one_line(

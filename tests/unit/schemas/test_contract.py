@@ -211,3 +211,43 @@ def test_a_cap_key_of_more_digits_than_python_reads_is_refused() -> None:
     with pytest.raises(Refused) as info:
         decode(json.dumps(envelope("params.updated", "2026-11-01T00:00:00Z", update)).encode())
     assert info.value.code == "bad_params"
+
+
+@pytest.mark.parametrize("time", [
+    "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: astimezone overflowed and stopped the services
+    "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z", "9999-12-30T00:00:00Z",
+    "1999-12-31T23:59:59.999999Z", "2100-01-01T00:00:00Z",
+])
+def test_times_outside_this_century_are_bad_times(time: str) -> None:
+    raw = listing()
+    raw["time"] = time
+    with pytest.raises(Refused) as info:
+        decode(json.dumps(raw).encode())
+    assert info.value.code == "bad_time"
+    rental = envelope("rental.started", "2026-11-01T00:00:00Z", {
+        "rental_id": "r", "executor_id": "ex1", "renter_id": "u", "price_per_gpu_usd": "1", "started_at": time})
+    with pytest.raises(Refused) as info:
+        decode(json.dumps(rental).encode())
+    assert info.value.code == "bad_time"
+
+
+def test_the_century_s_ends_are_taken() -> None:
+    for time in ("2000-01-01T00:00:00Z", "2099-12-31T23:59:59.999999Z", "2000-01-01T01:00:00+01:00"):
+        raw = listing()
+        raw["time"] = time
+        assert decode(json.dumps(raw).encode()).type == "executor.listed"
+
+
+@pytest.mark.parametrize(("make", "code"), [
+    (lambda: listing(price_per_gpu_usd="-1"), "bad_listing"),
+    (lambda: envelope("rental.started", "2026-11-01T00:00:00Z", {
+        "rental_id": "r", "executor_id": "ex1", "renter_id": "u", "price_per_gpu_usd": "-1000",
+        "started_at": "2026-11-01T00:00:00Z"}), "bad_schema"),
+    (lambda: envelope("params.updated", "2026-11-01T00:00:00Z", {"payout_delay_days": -1_000_000_000}),
+     "bad_params"),
+])
+def test_negative_prices_and_delays_past_the_clock_are_refused(make: Any, code: str) -> None:
+    with pytest.raises(Refused) as info:
+        decode(json.dumps(make()).encode())
+    assert info.value.code == code
+    assert decode(json.dumps(listing(price_per_gpu_usd="-0")).encode()).type == "executor.listed"
