@@ -139,18 +139,22 @@ def decode_obj(obj: dict[str, Any]) -> Event:
 MAX_GPU_COUNT = 2**31 - 1  # what scoring's gpu_count column holds
 
 
+def _check_price(price: str, code: str) -> None:
+    """No negative price: billing's fees are never negative (a CHECK of its provider rows)."""
+    if frac(price) < 0:
+        raise Refused(code, f"price_per_gpu_usd {price} < 0")
+
+
 def _check_listing(data: ExecutorListed) -> None:
     if data.gpu_count < 1:
         raise Refused("bad_listing", f"gpu_count {data.gpu_count} < 1")
-    if frac(data.price_per_gpu_usd) < 0:  # billing's fees are never negative (a CHECK of its provider rows)
-        raise Refused("bad_listing", f"price_per_gpu_usd {data.price_per_gpu_usd} < 0")
     if data.gpu_count > MAX_GPU_COUNT:
         raise Refused("bad_listing", f"gpu_count {data.gpu_count} > {MAX_GPU_COUNT}")
+    _check_price(data.price_per_gpu_usd, "bad_listing")
 
 
 def _check_rental(data: RentalStarted) -> None:
-    if frac(data.price_per_gpu_usd) < 0:  # billing's fees are never negative (a CHECK of its provider rows)
-        raise Refused("bad_schema", f"price_per_gpu_usd {data.price_per_gpu_usd} < 0")
+    _check_price(data.price_per_gpu_usd, "bad_schema")
 
 
 def _check_revenue(data: RevenueReported) -> None:

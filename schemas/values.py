@@ -38,19 +38,16 @@ and stopped a service (0001-01-01T00:00:00+01:00 is before year 1 in UTC), and a
 billing close three million days. No event of this product falls outside this century."""
 
 
-def _in_range(dt: datetime, value: object) -> datetime:
-    if not EARLIEST <= dt < LATEST:
-        raise PydanticCustomError("bad_time", "time {value} outside 2000..2099", {"value": str(value)})
-    return dt
-
-
 def parse_time(value: Any) -> datetime:
     """RFC 3339 with a UTC offset, normalised to UTC; digits beyond the microsecond are truncated; within
     EARLIEST..LATEST."""
     try:
-        return _in_range(_parse_time(value), value)
+        dt: datetime | None = _parse_time(value)
     except OverflowError:  # an offset that carries the instant past year 1 or 9999
-        raise PydanticCustomError("bad_time", "time {value} outside 2000..2099", {"value": str(value)}) from None
+        dt = None
+    if dt is None or not EARLIEST <= dt < LATEST:
+        raise PydanticCustomError("bad_time", "time {value} outside 2000..2099", {"value": str(value)})
+    return dt
 
 
 def _parse_time(value: Any) -> datetime:

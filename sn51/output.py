@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -45,19 +45,14 @@ def whole_file(path: Path, inputs: Sequence[Path] = ()) -> Iterator[BinaryIO]:
         with target.open("wb") as stream:  # a FIFO or a device: a stream, not a file to replace
             yield stream
         return
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    temp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the mode open() gives, less the umask
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
-        os.chmod(temp, 0o666 & ~_umask())  # as open() would have made it
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
